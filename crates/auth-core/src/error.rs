@@ -1,0 +1,355 @@
+//! One error type for every flow, with stable machine-readable codes.
+//!
+//! [`Error::code`] strings never change between releases; match on them (or on the variants)
+//! rather than on `Display` text, which is written for people and may improve.
+
+use std::fmt;
+
+/// Everything that can go wrong in a flow.
+///
+/// Nested enums say *which* rule failed; [`Error::code`] gives a stable string per variant.
+/// `Display` never includes tokens, secrets or raw IdP bodies.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is incomplete or inconsistent. The message says what to change.
+    #[error("configuration error: {0}")]
+    Config(#[from] ConfigError),
+
+    /// The identity provider could not be reached, timed out, or answered with something that is
+    /// not HTTP we can use.
+    #[error("could not talk to the identity provider: {0}")]
+    Transport(#[from] TransportError),
+
+    /// The provider's discovery document or JWKS is unusable.
+    #[error("identity provider metadata problem: {0}")]
+    Discovery(#[from] DiscoveryError),
+
+    /// No login transaction matches the callback's `state`: it expired, was already used, was
+    /// started in another browser, or the state was tampered with. Start the login again.
+    #[error("no login transaction matches this callback; start the login again")]
+    MissingTransaction,
+
+    /// The callback is not a well-formed authorization response.
+    #[error("invalid callback: {0}")]
+    InvalidCallback(CallbackError),
+
+    /// The authorization server redirected back with an `error` (RFC 6749 §4.1.2.1).
+    #[error("the authorization server refused the request: {0}")]
+    Authorization(OAuthError),
+
+    /// A token, PAR or other back-channel endpoint answered with an OAuth error.
+    #[error("the {endpoint} endpoint refused the request: {error}")]
+    Endpoint {
+        /// Which endpoint answered (`token`, `pushed_authorization_request`, …).
+        endpoint: &'static str,
+        /// What it said.
+        error: OAuthError,
+    },
+
+    /// The provider answered with a success status but a body we cannot use.
+    #[error("invalid response from the {endpoint} endpoint: {reason}")]
+    InvalidResponse {
+        /// Which endpoint answered.
+        endpoint: &'static str,
+        /// What was wrong with it (never the body itself).
+        reason: String,
+    },
+
+    /// The ID token failed validation (OIDC Core 3.1.3.7).
+    #[error("ID token rejected: {0}")]
+    IdToken(#[from] IdTokenError),
+
+    /// An authorization parameter the caller passed is not allowed.
+    #[error("invalid authorization parameter: {0}")]
+    InvalidParameter(String),
+
+    /// A session or transaction store failed.
+    #[error("session store error: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl Error {
+    /// A stable, machine-readable code for this error.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Config(_) => "configuration_error",
+            Self::Transport(_) => "transport_error",
+            Self::Discovery(_) => "discovery_error",
+            Self::MissingTransaction => "missing_transaction",
+            Self::InvalidCallback(CallbackError::MissingState | CallbackError::InvalidState) => {
+                "invalid_state"
+            }
+            Self::InvalidCallback(_) => "invalid_callback",
+            Self::Authorization(_) => "authorization_error",
+            Self::Endpoint { .. } => "oauth_error",
+            Self::InvalidResponse { .. } => "invalid_response",
+            Self::IdToken(_) => "id_token_invalid",
+            Self::InvalidParameter(_) => "invalid_parameter",
+            Self::Store(_) => "store_error",
+        }
+    }
+
+    /// The OAuth error the provider returned, if this error carries one.
+    #[must_use]
+    pub fn oauth_error(&self) -> Option<&OAuthError> {
+        match self {
+            Self::Authorization(e) | Self::Endpoint { error: e, .. } => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// An OAuth 2.0 error response: `error`, and optionally `error_description` and `error_uri`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    /// The `error` code, e.g. `access_denied` or `invalid_grant`.
+    pub error: String,
+    /// The provider's human-readable `error_description`, if any.
+    pub error_description: Option<String>,
+    /// HTTP status of the response, when it came from a back-channel call.
+    pub status: Option<u16>,
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.error)?;
+        if let Some(d) = &self.error_description {
+            write!(f, " ({d})")?;
+        }
+        Ok(())
+    }
+}
+
+/// What is wrong with the configuration, phrased as what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A required setting is absent.
+    #[error("{0} is required")]
+    Missing(&'static str),
+    /// A setting has an unusable value.
+    #[error("{name} is invalid: {reason}")]
+    Invalid {
+        /// The setting (builder method or environment variable).
+        name: &'static str,
+        /// Why, and what to do instead.
+        reason: String,
+    },
+    /// Pushed authorization requests were asked for but the provider advertises no PAR endpoint.
+    #[error(
+        "pushed authorization requests are enabled but the provider's metadata has no \
+         `pushed_authorization_request_endpoint`; enable PAR at the provider or turn it off"
+    )]
+    ParNotSupported,
+}
+
+/// Failure to exchange HTTP with the provider.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The request did not complete within the configured timeout.
+    #[error("request to {url} timed out")]
+    Timeout {
+        /// The URL without query.
+        url: String,
+    },
+    /// Connecting or sending failed (DNS, refused connection, TLS).
+    #[error("request to {url} failed")]
+    Request {
+        /// The URL without query.
+        url: String,
+        /// The underlying error, kept for logs.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The response body exceeded the size limit.
+    #[error("response from {url} is larger than {limit} bytes")]
+    TooLarge {
+        /// The URL without query.
+        url: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The provider answered with an unexpected HTTP status and no OAuth error body.
+    #[error("{url} answered with HTTP {status}")]
+    Status {
+        /// The URL without query.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+}
+
+/// Problems with the discovery document or the key set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiscoveryError {
+    /// The document is not valid JSON of the expected shape.
+    #[error("{document} is malformed: {reason}")]
+    Malformed {
+        /// `openid-configuration` or `jwks`.
+        document: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The metadata `issuer` differs from the configured one (OIDC Discovery §4.3).
+    #[error("metadata issuer `{found}` does not match the configured issuer `{expected}`")]
+    IssuerMismatch {
+        /// The configured issuer.
+        expected: String,
+        /// What the document said.
+        found: String,
+    },
+    /// An endpoint URL in the metadata is not acceptable (not https, not absolute).
+    #[error("metadata field `{field}` is not a usable URL: {reason}")]
+    BadEndpoint {
+        /// The metadata field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why a callback was rejected before any network call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallbackError {
+    /// The callback has no `state` parameter.
+    #[error("the callback has no `state` parameter")]
+    MissingState,
+    /// The `state` parameter is not one this library could have issued.
+    #[error("the callback's `state` parameter is malformed")]
+    InvalidState,
+    /// The callback has neither `code` nor `error`.
+    #[error("the callback has no `code` parameter")]
+    MissingCode,
+    /// A parameter appears more than once (RFC 6749 §3.1).
+    #[error("parameter `{0}` appears more than once")]
+    DuplicateParameter(String),
+    /// The callback URL or form could not be parsed.
+    #[error("the callback could not be parsed")]
+    Malformed,
+    /// The `iss` parameter (RFC 9207) names another issuer: possible mix-up attack.
+    #[error("the callback's `iss` does not match the provider's issuer")]
+    IssuerMismatch,
+    /// The provider promises `iss` in responses (RFC 9207) but the callback lacks it.
+    #[error("the callback has no `iss` parameter although the provider always sends one")]
+    MissingIssuer,
+    /// The transaction found for this state belongs to another flow.
+    #[error("the transaction for this state belongs to a different flow")]
+    WrongFlow,
+}
+
+/// Which ID-token rule failed (OIDC Core 3.1.3.7).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdTokenError {
+    /// The token response has no `id_token`.
+    #[error("the token response has no id_token")]
+    Missing,
+    /// Not a parsable JWS.
+    #[error("the ID token is not a well-formed JWT")]
+    Malformed,
+    /// `alg` is `none`, symmetric without a client secret, or not advertised by the provider.
+    #[error("signing algorithm `{0}` is not accepted")]
+    UnsupportedAlgorithm(String),
+    /// No JWKS key matches the token's `kid` (even after one refetch).
+    #[error("no key in the provider's JWKS matches the token")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("the signature is invalid")]
+    InvalidSignature,
+    /// `iss` is not exactly the provider's issuer.
+    #[error("`iss` does not match the issuer")]
+    IssuerMismatch,
+    /// `aud` does not contain this client's id.
+    #[error("`aud` does not contain this client")]
+    AudienceMismatch,
+    /// `azp` is missing while `aud` has several values, or names another client.
+    #[error("`azp` is missing or names another client")]
+    AuthorizedPartyMismatch,
+    /// `exp` is in the past (beyond the leeway).
+    #[error("the token has expired")]
+    Expired,
+    /// `iat` lies in the future (beyond the leeway).
+    #[error("`iat` is in the future")]
+    IssuedInFuture,
+    /// `nbf` lies in the future (beyond the leeway).
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    /// `nonce` differs from the one sent with the authorization request.
+    #[error("`nonce` does not match the transaction")]
+    NonceMismatch,
+    /// `max_age` was requested and `auth_time` is missing or too old.
+    #[error("`auth_time` is missing or older than the requested max_age")]
+    AuthTimeTooOld,
+    /// An organization was requested and `org_id`/`org_name` does not match.
+    #[error("the organization claim does not match the requested organization")]
+    OrganizationMismatch,
+    /// A required claim is absent or has the wrong type.
+    #[error("required claim `{0}` is missing or invalid")]
+    MissingClaim(&'static str),
+    /// `at_hash` does not match the access token issued with the ID token.
+    #[error("`at_hash` does not match the access token")]
+    AccessTokenHashMismatch,
+}
+
+impl IdTokenError {
+    /// A stable code for the failed rule, e.g. `nonce_mismatch`.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing_id_token",
+            Self::Malformed => "malformed",
+            Self::UnsupportedAlgorithm(_) => "unsupported_algorithm",
+            Self::UnknownKey => "unknown_key",
+            Self::InvalidSignature => "invalid_signature",
+            Self::IssuerMismatch => "issuer_mismatch",
+            Self::AudienceMismatch => "audience_mismatch",
+            Self::AuthorizedPartyMismatch => "azp_mismatch",
+            Self::Expired => "expired",
+            Self::IssuedInFuture => "iat_in_future",
+            Self::NotYetValid => "not_yet_valid",
+            Self::NonceMismatch => "nonce_mismatch",
+            Self::AuthTimeTooOld => "auth_time_too_old",
+            Self::OrganizationMismatch => "organization_mismatch",
+            Self::MissingClaim(_) => "missing_claim",
+            Self::AccessTokenHashMismatch => "at_hash_mismatch",
+        }
+    }
+}
+
+/// A session or transaction backend failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StoreError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// A store error with a message for logs.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A store error wrapping its cause.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,389 @@
+//! Interactive login: authorization code flow with PKCE, state and nonce; optional PAR and RAR.
+
+use oauth2::{CsrfToken, PkceCodeChallenge};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use url::Url;
+
+use super::callback::CallbackParams;
+use super::token::check_at_hash;
+use crate::client::ServerClient;
+use crate::cookies::CookieJar;
+use crate::discovery::ProviderMetadata;
+use crate::error::{CallbackError, ConfigError, Error, IdTokenError, OAuthError, Result};
+use crate::id_token::{self, Expected};
+use crate::params::{AuthorizationParams, normalize_scope};
+use crate::session::{Internal, SessionData, TokenSet, UserClaims, user_claims};
+use crate::time::now;
+use crate::transaction::{Transaction, TransactionKind, is_valid_state};
+use crate::{http, secret::SecretString};
+
+/// Largest serialized `app_state`: it rides in a transaction cookie, which must stay under the
+/// browser's 4 KB limit after sealing.
+pub const MAX_APP_STATE_BYTES: usize = 1536;
+
+/// Options for one call of [`ServerClient::start_interactive_login`].
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct LoginOptions {
+    authorization_params: AuthorizationParams,
+    app_state: Option<Value>,
+    pushed_authorization_requests: Option<bool>,
+}
+
+impl LoginOptions {
+    /// Default options: the client's global parameters, no app state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parameters for this login only; each overrides the global value of the same name.
+    pub fn authorization_params(mut self, params: AuthorizationParams) -> Self {
+        self.authorization_params = params;
+        self
+    }
+
+    /// Any JSON to get back from [`ServerClient::complete_interactive_login`] (for example
+    /// where to send the user afterwards). At most [`MAX_APP_STATE_BYTES`] once serialized.
+    pub fn app_state(mut self, app_state: Value) -> Self {
+        self.app_state = Some(app_state);
+        self
+    }
+
+    /// Use (or not) a pushed authorization request for this login, overriding the client
+    /// setting.
+    pub fn pushed_authorization_requests(mut self, enabled: bool) -> Self {
+        self.pushed_authorization_requests = Some(enabled);
+        self
+    }
+}
+
+/// What a completed login returns.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LoginResult {
+    /// The `app_state` given when the login started.
+    pub app_state: Option<Value>,
+    /// RAR `authorization_details` granted, when the token response carried them.
+    pub authorization_details: Option<Value>,
+    /// The user's claims, as stored in the session.
+    pub user: UserClaims,
+}
+
+#[derive(Deserialize)]
+struct ParResponse {
+    request_uri: String,
+    #[allow(dead_code)]
+    #[serde(default)]
+    expires_in: Option<Value>,
+}
+
+impl ServerClient {
+    /// Starts an interactive login: stores a transaction (state, nonce, PKCE verifier,
+    /// redirect URI, app state) and returns the URL to redirect the browser to.
+    ///
+    /// # Errors
+    /// - [`Error::InvalidParameter`] for reserved or malformed per-call parameters, or an
+    ///   oversized `app_state`;
+    /// - [`Error::Config`] when PAR is asked for but the provider has no PAR endpoint;
+    /// - transport, discovery and PAR endpoint errors.
+    pub async fn start_interactive_login(
+        &self,
+        options: LoginOptions,
+        jar: &mut dyn CookieJar,
+    ) -> Result<Url> {
+        let c = &self.inner.config;
+        options.authorization_params.validate()?;
+        let mut params = c.authorization_params.merged_with(&options.authorization_params);
+        let redirect_uri = checked_redirect_uri(params.remove("redirect_uri"))?;
+        let scope = normalize_scope(params.remove("scope").as_deref());
+        if let Some(app_state) = &options.app_state {
+            let size = serde_json::to_vec(app_state).map_or(usize::MAX, |v| v.len());
+            if size > MAX_APP_STATE_BYTES {
+                return Err(Error::InvalidParameter(format!(
+                    "app_state is {size} bytes once serialized; keep it under {MAX_APP_STATE_BYTES}"
+                )));
+            }
+        }
+
+        let meta = self.metadata().await?;
+        let use_par = options
+            .pushed_authorization_requests
+            .unwrap_or(c.pushed_authorization_requests)
+            || meta.require_pushed_authorization_requests;
+        if use_par && meta.pushed_authorization_request_endpoint.is_none() {
+            return Err(ConfigError::ParNotSupported.into());
+        }
+
+        let state = CsrfToken::new_random_len(32).secret().clone();
+        let nonce = CsrfToken::new_random_len(32).secret().clone();
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+
+        let mut query: Vec<(String, String)> = vec![
+            ("response_type".into(), "code".into()),
+            ("client_id".into(), c.client_id.clone()),
+            ("redirect_uri".into(), redirect_uri.to_string()),
+            ("scope".into(), scope.clone()),
+            ("state".into(), state.clone()),
+            ("nonce".into(), nonce.clone()),
+            ("code_challenge".into(), challenge.as_str().to_owned()),
+            ("code_challenge_method".into(), "S256".into()),
+        ];
+        query.extend(params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
+
+        let url = if use_par {
+            self.push_authorization_request(&meta, query).await?
+        } else {
+            let mut url = meta.authorization_endpoint.clone();
+            url.query_pairs_mut().extend_pairs(&query);
+            url
+        };
+
+        let tx = Transaction {
+            kind: TransactionKind::Login,
+            state,
+            nonce,
+            code_verifier: SecretString::new(verifier.secret().clone()),
+            redirect_uri: redirect_uri.to_string(),
+            audience: params.get("audience").map(str::to_owned),
+            scope,
+            app_state: options.app_state,
+            max_age: params.get("max_age").and_then(|m| m.parse().ok()),
+            organization: params.get("organization").map(str::to_owned),
+            created_at: now(),
+        };
+        self.inner.transactions.set(&tx, jar).await?;
+        tracing::debug!(par = use_par, "interactive login started");
+        Ok(url)
+    }
+
+    /// RFC 9126: pushes the parameters and returns `{authorization_endpoint}?client_id&request_uri`.
+    async fn push_authorization_request(
+        &self,
+        meta: &ProviderMetadata,
+        mut form: Vec<(String, String)>,
+    ) -> Result<Url> {
+        let c = &self.inner.config;
+        let Some(par_endpoint) = &meta.pushed_authorization_request_endpoint else {
+            return Err(ConfigError::ParNotSupported.into());
+        };
+        // Client authentication adds client_id where the method needs it; keep exactly one.
+        form.retain(|(k, _)| k != "client_id");
+        let auth = c.client_auth.apply(&c.client_id, &meta.issuer, &mut form)?;
+        if !form.iter().any(|(k, _)| k == "client_id") {
+            form.push(("client_id".into(), c.client_id.clone()));
+        }
+        let resp: ParResponse = http::post_form(
+            &self.inner.http,
+            "pushed_authorization_request",
+            par_endpoint,
+            &form,
+            auth.as_deref(),
+            &[],
+            &[201, 200],
+        )
+        .await?;
+        if resp.request_uri.is_empty() || resp.request_uri.len() > 2048 {
+            return Err(Error::InvalidResponse {
+                endpoint: "pushed_authorization_request",
+                reason: "request_uri is missing or oversized".into(),
+            });
+        }
+        let mut url = meta.authorization_endpoint.clone();
+        url.query_pairs_mut()
+            .append_pair("client_id", &c.client_id)
+            .append_pair("request_uri", &resp.request_uri);
+        Ok(url)
+    }
+
+    /// Completes a login from the callback URL the provider redirected to.
+    ///
+    /// The transaction is deleted whatever the outcome, so a callback can be used only once.
+    ///
+    /// # Errors
+    /// [`Error::MissingTransaction`], [`Error::InvalidCallback`], [`Error::Authorization`]
+    /// (the provider's `error`/`error_description`), token endpoint errors and
+    /// [`Error::IdToken`] for each failed ID-token rule.
+    pub async fn complete_interactive_login(
+        &self,
+        callback_url: &str,
+        jar: &mut dyn CookieJar,
+    ) -> Result<LoginResult> {
+        let params = CallbackParams::from_url(callback_url)?;
+        self.complete_interactive_login_with(&params, jar).await
+    }
+
+    /// [`ServerClient::complete_interactive_login`] with already-parsed parameters (for
+    /// `response_mode=form_post`, parse the body with [`CallbackParams::from_form`]).
+    ///
+    /// # Errors
+    /// As [`ServerClient::complete_interactive_login`].
+    pub async fn complete_interactive_login_with(
+        &self,
+        params: &CallbackParams,
+        jar: &mut dyn CookieJar,
+    ) -> Result<LoginResult> {
+        let tx = self.take_transaction(params, jar).await?;
+        if tx.kind != TransactionKind::Login {
+            return Err(Error::InvalidCallback(CallbackError::WrongFlow));
+        }
+        let result = self.finish_login(&tx, params, jar).await;
+        if let Err(e) = &result {
+            tracing::info!(code = e.code(), error = %e, "login callback failed");
+        }
+        result
+    }
+
+    /// Finds the transaction for the callback's state and deletes it (on every outcome).
+    pub(crate) async fn take_transaction(
+        &self,
+        params: &CallbackParams,
+        jar: &mut dyn CookieJar,
+    ) -> Result<Transaction> {
+        let state = params
+            .get("state")
+            .ok_or(Error::InvalidCallback(CallbackError::MissingState))?;
+        if !is_valid_state(state) {
+            return Err(Error::InvalidCallback(CallbackError::InvalidState));
+        }
+        let tx = self.inner.transactions.get(state, jar).await;
+        self.inner.transactions.delete(state, jar).await?;
+        tx?.ok_or(Error::MissingTransaction)
+    }
+
+    async fn finish_login(
+        &self,
+        tx: &Transaction,
+        params: &CallbackParams,
+        jar: &mut dyn CookieJar,
+    ) -> Result<LoginResult> {
+        let meta = self.metadata().await?;
+        check_response_issuer(&meta, params)?;
+        if let Some(error) = params.get("error") {
+            return Err(Error::Authorization(OAuthError {
+                error: http::truncate(error, 128),
+                error_description: params.get("error_description").map(|d| http::truncate(d, 512)),
+                status: None,
+            }));
+        }
+        let code = params
+            .get("code")
+            .filter(|c| !c.is_empty())
+            .ok_or(Error::InvalidCallback(CallbackError::MissingCode))?;
+
+        let tokens = self
+            .token_request(vec![
+                ("grant_type".into(), "authorization_code".into()),
+                ("code".into(), code.to_owned()),
+                ("redirect_uri".into(), tx.redirect_uri.clone()),
+                ("code_verifier".into(), tx.code_verifier.expose().to_owned()),
+            ])
+            .await?;
+        let id_token = tokens.id_token.clone().ok_or(IdTokenError::Missing)?;
+        let claims = self.validate_id_token(&meta, &id_token, Some(tx)).await?;
+        verify_at_hash(&claims, &id_token, tokens.access_token.expose())?;
+
+        let user = user_claims(claims.clone());
+        let sid = claims
+            .get("sid")
+            .and_then(Value::as_str)
+            .map_or_else(|| CsrfToken::new_random_len(32).secret().clone(), str::to_owned);
+        let now = now();
+        let session = SessionData {
+            user: user.clone(),
+            id_token: Some(SecretString::new(id_token)),
+            refresh_token: tokens.refresh_token.clone(),
+            token_sets: vec![TokenSet {
+                audience: tx
+                    .audience
+                    .clone()
+                    .unwrap_or_else(|| crate::session::DEFAULT_AUDIENCE.to_owned()),
+                access_token: tokens.access_token.clone(),
+                scope: Some(tokens.scope.clone().unwrap_or_else(|| tx.scope.clone())),
+                expires_at: now.saturating_add(tokens.expires_in()),
+                extra: Map::new(),
+            }],
+            connection_token_sets: Vec::new(),
+            internal: Internal {
+                sid,
+                created_at: now,
+                extra: Map::new(),
+            },
+            extra: Map::new(),
+        };
+        self.write_session(&session, jar).await?;
+        tracing::debug!("interactive login completed");
+        Ok(LoginResult {
+            app_state: tx.app_state.clone(),
+            authorization_details: tokens.authorization_details,
+            user,
+        })
+    }
+
+    /// Validates an ID token from the token endpoint; `tx` carries nonce, max_age and
+    /// organization for tokens from an authorization code.
+    pub(crate) async fn validate_id_token(
+        &self,
+        meta: &ProviderMetadata,
+        token: &str,
+        tx: Option<&Transaction>,
+    ) -> Result<Map<String, Value>> {
+        let c = &self.inner.config;
+        let expected = Expected {
+            issuer: &meta.issuer,
+            client_id: &c.client_id,
+            nonce: tx.map(|t| t.nonce.as_str()),
+            max_age: tx.and_then(|t| t.max_age),
+            organization: tx.and_then(|t| t.organization.as_deref()),
+            leeway: c.clock_leeway.as_secs(),
+            now: now(),
+            allowed_algs: &meta.id_token_signing_alg_values_supported,
+            client_secret: c.client_auth.client_secret(),
+        };
+        id_token::validate(&self.inner.discovery, token, &expected).await
+    }
+}
+
+/// Validates the ID token's `at_hash` against the access token (OIDC Core 3.1.3.8).
+pub(crate) fn verify_at_hash(
+    claims: &Map<String, Value>,
+    id_token: &str,
+    access_token: &str,
+) -> Result<(), IdTokenError> {
+    let alg = id_token_alg(id_token).ok_or(IdTokenError::Malformed)?;
+    check_at_hash(claims, &alg, access_token)
+}
+
+fn id_token_alg(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let head = token.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(head)
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("alg")?.as_str().map(str::to_owned)
+}
+
+/// RFC 9207 mix-up defence: an `iss` in the response must be our issuer; a provider that
+/// promises `iss` must send it.
+fn check_response_issuer(meta: &ProviderMetadata, params: &CallbackParams) -> Result<()> {
+    match params.get("iss") {
+        Some(iss) if iss != meta.issuer => Err(Error::InvalidCallback(CallbackError::IssuerMismatch)),
+        None if meta.authorization_response_iss_parameter_supported => {
+            Err(Error::InvalidCallback(CallbackError::MissingIssuer))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn checked_redirect_uri(value: Option<String>) -> Result<Url> {
+    let value = value.ok_or(ConfigError::Missing("redirect_uri"))?;
+    let url = Url::parse(&value)
+        .map_err(|_| Error::InvalidParameter("`redirect_uri` must be an absolute URL".into()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.fragment().is_some() {
+        return Err(Error::InvalidParameter(
+            "`redirect_uri` must be an http(s) URL without a fragment".into(),
+        ));
+    }
+    Ok(url)
+}

@@ -1,0 +1,158 @@
+//! The HTTP seam: every back-channel call goes through here, so timeouts, size limits and
+//! error mapping are applied once.
+
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::error::{Error, OAuthError, Result, TransportError};
+
+/// Largest response body we read from the provider (metadata, JWKS, tokens).
+const MAX_BODY: usize = 1024 * 1024;
+
+/// A response we have read in full.
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) body: Vec<u8>,
+}
+
+/// The URL without query or fragment, for errors and logs.
+pub(crate) fn redact(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
+}
+
+pub(crate) async fn send(req: reqwest::RequestBuilder, url: &Url) -> Result<Response> {
+    let shown = redact(url);
+    let map = |source: reqwest::Error| -> Error {
+        if source.is_timeout() {
+            TransportError::Timeout { url: shown.clone() }.into()
+        } else {
+            TransportError::Request {
+                url: shown.clone(),
+                source,
+            }
+            .into()
+        }
+    };
+    let mut resp = req.send().await.map_err(map)?;
+    let status = resp.status().as_u16();
+    if resp.content_length().is_some_and(|l| l > MAX_BODY as u64) {
+        return Err(TransportError::TooLarge {
+            url: shown,
+            limit: MAX_BODY,
+        }
+        .into());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(map)? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(TransportError::TooLarge {
+                url: shown,
+                limit: MAX_BODY,
+            }
+            .into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Response { status, body })
+}
+
+pub(crate) async fn get_json<T: DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &Url,
+) -> Result<(u16, std::result::Result<T, serde_json::Error>)> {
+    let req = http.get(url.clone()).header("accept", "application/json");
+    let resp = send(req, url).await?;
+    if !(200..300).contains(&resp.status) {
+        return Err(TransportError::Status {
+            url: redact(url),
+            status: resp.status,
+        }
+        .into());
+    }
+    Ok((resp.status, serde_json::from_slice(&resp.body)))
+}
+
+/// POSTs a form to an OAuth endpoint and decodes a success body, or maps an OAuth error body.
+pub(crate) async fn post_form<T: DeserializeOwned>(
+    http: &reqwest::Client,
+    endpoint: &'static str,
+    url: &Url,
+    form: &[(String, String)],
+    authorization: Option<&str>,
+    extra_headers: &[(&str, String)],
+    accepted: &[u16],
+) -> Result<T> {
+    let body = serde_urlencoded::to_string(form)
+        .map_err(|_| Error::InvalidParameter("a parameter could not be form-encoded".into()))?;
+    let mut req = http
+        .post(url.clone())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "application/json")
+        .body(body);
+    if let Some(a) = authorization {
+        req = req.header("authorization", a);
+    }
+    for (k, v) in extra_headers {
+        req = req.header(*k, v);
+    }
+    let resp = send(req, url).await?;
+    if accepted.contains(&resp.status) {
+        return serde_json::from_slice(&resp.body).map_err(|e| Error::InvalidResponse {
+            endpoint,
+            reason: format!("the body is not the expected JSON ({})", e.classify_name()),
+        });
+    }
+    if let Some(error) = parse_oauth_error(&resp.body, resp.status) {
+        tracing::debug!(endpoint, status = resp.status, error = %error.error, "provider returned an OAuth error");
+        return Err(Error::Endpoint { endpoint, error });
+    }
+    Err(TransportError::Status {
+        url: redact(url),
+        status: resp.status,
+    }
+    .into())
+}
+
+fn parse_oauth_error(body: &[u8], status: u16) -> Option<OAuthError> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        error: String,
+        error_description: Option<String>,
+    }
+    let b: Body = serde_json::from_slice(body).ok()?;
+    Some(OAuthError {
+        error: truncate(&b.error, 128),
+        error_description: b.error_description.map(|d| truncate(&d, 512)),
+        status: Some(status),
+    })
+}
+
+/// Keeps provider-supplied strings at a sane size in errors and logs.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "io",
+            serde_json::error::Category::Syntax => "syntax error",
+            serde_json::error::Category::Data => "missing or mistyped field",
+            serde_json::error::Category::Eof => "truncated",
+        }
+    }
+}

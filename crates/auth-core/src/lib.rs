@@ -1,0 +1,61 @@
+//! Server-side login for web applications: OpenID Connect / OAuth 2.0 flows, sealed cookie
+//! sessions and first-class Auth0 features, independent of any web framework.
+//!
+//! A [`ServerClient`] is configured once ([`ServerClient::builder`] or
+//! [`ServerClient::from_env`]) and shared. Each flow is a pair of calls:
+//! [`ServerClient::start_interactive_login`] returns the URL to redirect to and stores a
+//! transaction; [`ServerClient::complete_interactive_login`] takes the callback, validates
+//! everything (state, PKCE, ID token per OIDC Core 3.1.3.7) and writes the session.
+//!
+//! The framework is reached through one seam, the [`cookies::CookieJar`] of the current
+//! request; `auth-axum` implements it for Axum, and [`cookies::MemoryCookieJar`] serves tests
+//! and other frameworks.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), auth_core::Error> {
+//! use auth_core::{cookies::MemoryCookieJar, LoginOptions, ServerClient};
+//!
+//! let client = ServerClient::from_env()?;
+//! let mut jar = MemoryCookieJar::default();
+//! let url = client
+//!     .start_interactive_login(LoginOptions::new().app_state(serde_json::json!({"returnTo": "/"})), &mut jar)
+//!     .await?;
+//! // … redirect the browser to `url`; later, on the callback request:
+//! let done = client.complete_interactive_login("https://app.example.com/auth/callback?code=…&state=…", &mut jar).await?;
+//! println!("hello {}", done.user["sub"]);
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+#![warn(clippy::unwrap_used)]
+
+mod client;
+mod client_auth;
+mod config;
+pub mod cookies;
+mod discovery;
+mod error;
+mod flows;
+mod http;
+mod id_token;
+mod params;
+mod seal;
+mod secret;
+mod session;
+pub mod store;
+mod time;
+mod transaction;
+
+pub use client::ServerClient;
+pub use client_auth::{ClientAuth, SigningAlgorithm};
+pub use config::{MIN_SECRET_LEN, ServerClientBuilder};
+pub use discovery::ProviderMetadata;
+pub use error::{
+    CallbackError, ConfigError, DiscoveryError, Error, IdTokenError, OAuthError, Result, StoreError,
+    TransportError,
+};
+pub use flows::callback::CallbackParams;
+pub use flows::login::{LoginOptions, LoginResult, MAX_APP_STATE_BYTES};
+pub use params::{AuthorizationParams, DEFAULT_SCOPE};
+pub use secret::SecretString;
+pub use session::{DEFAULT_AUDIENCE, Session, SessionData, TokenSet, UserClaims};
+pub use transaction::{Transaction, TransactionKind};

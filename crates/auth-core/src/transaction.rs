@@ -1,0 +1,72 @@
+//! The record kept between starting a flow and its callback.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::secret::SecretString;
+
+/// Which flow a transaction belongs to; the callback refuses a transaction of another kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TransactionKind {
+    /// Interactive login.
+    Login,
+}
+
+/// One flow in flight, stored under its `state`.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+pub struct Transaction {
+    pub(crate) kind: TransactionKind,
+    pub(crate) state: String,
+    pub(crate) nonce: String,
+    pub(crate) code_verifier: SecretString,
+    pub(crate) redirect_uri: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) audience: Option<String>,
+    pub(crate) scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) app_state: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) max_age: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) organization: Option<String>,
+    pub(crate) created_at: u64,
+}
+
+impl Transaction {
+    /// The `state` this transaction is stored under.
+    #[must_use]
+    pub fn state(&self) -> &str {
+        &self.state
+    }
+
+    /// When the flow started, seconds since the Unix epoch.
+    #[must_use]
+    pub fn created_at(&self) -> u64 {
+        self.created_at
+    }
+}
+
+impl fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transaction")
+            .field("kind", &self.kind)
+            .field("state", &self.state)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("audience", &self.audience)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `state` could have been issued by us: it becomes part of a cookie name, so it is
+/// checked before use.
+pub(crate) fn is_valid_state(state: &str) -> bool {
+    (16..=128).contains(&state.len())
+        && state
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
