@@ -122,6 +122,12 @@ impl ServerClient {
         self.inner.config.app_base_url.as_ref()
     }
 
+    /// The configured default `redirect_uri` (absolute).
+    #[must_use]
+    pub fn redirect_uri(&self) -> Option<&str> {
+        self.inner.config.authorization_params.get("redirect_uri")
+    }
+
     /// The client id.
     #[must_use]
     pub fn client_id(&self) -> &str {

@@ -51,6 +51,7 @@ pub(crate) struct Config {
     pub(crate) metadata_ttl: Duration,
     pub(crate) jwks_refetch_cooldown: Duration,
     pub(crate) clock_leeway: Duration,
+    pub(crate) token_refresh_leeway: Duration,
     pub(crate) cookies: CookieSettings,
 }
 
@@ -86,6 +87,7 @@ pub struct ServerClientBuilder {
     metadata_ttl: Duration,
     jwks_refetch_cooldown: Duration,
     clock_leeway: Duration,
+    token_refresh_leeway: Duration,
     cookie_secure: Option<bool>,
     cookie_domain: Option<String>,
     session_cookie_name: String,
@@ -110,6 +112,7 @@ impl Default for ServerClientBuilder {
             metadata_ttl: Duration::from_secs(600),
             jwks_refetch_cooldown: Duration::from_secs(30),
             clock_leeway: Duration::from_secs(60),
+            token_refresh_leeway: Duration::from_secs(60),
             cookie_secure: None,
             cookie_domain: None,
             session_cookie_name: crate::seal::SESSION_SALT.into(),
@@ -213,6 +216,12 @@ impl ServerClientBuilder {
     /// Clock skew tolerated on `exp`, `iat`, `nbf`, `auth_time` (default 60 s).
     pub fn clock_leeway(mut self, leeway: Duration) -> Self {
         self.clock_leeway = leeway;
+        self
+    }
+
+    /// Access tokens expiring within this margin are refreshed before use (default 60 s).
+    pub fn token_refresh_leeway(mut self, leeway: Duration) -> Self {
+        self.token_refresh_leeway = leeway;
         self
     }
 
@@ -449,6 +458,7 @@ impl ServerClientBuilder {
             metadata_ttl: self.metadata_ttl,
             jwks_refetch_cooldown: self.jwks_refetch_cooldown,
             clock_leeway: self.clock_leeway,
+            token_refresh_leeway: self.token_refresh_leeway,
             cookies: CookieSettings {
                 session_name: self.session_cookie_name,
                 transaction_prefix: self.transaction_cookie_prefix,

@@ -67,6 +67,20 @@ pub enum Error {
     /// A session or transaction store failed.
     #[error("session store error: {0}")]
     Store(#[from] StoreError),
+
+    /// The operation needs a logged-in user and there is no session.
+    #[error("there is no session; log in first")]
+    NotAuthenticated,
+
+    /// A new access token is needed but the session has no refresh token (ask for the
+    /// `offline_access` scope at login).
+    #[error("the session has no refresh token; request the offline_access scope at login")]
+    MissingRefreshToken,
+
+    /// The provider no longer accepts the session's refresh token (`invalid_grant`): the
+    /// session has been ended and the user must log in again.
+    #[error("the session has expired or was revoked; log in again")]
+    SessionExpired,
 }
 
 impl Error {
@@ -88,6 +102,9 @@ impl Error {
             Self::IdToken(_) => "id_token_invalid",
             Self::InvalidParameter(_) => "invalid_parameter",
             Self::Store(_) => "store_error",
+            Self::NotAuthenticated => "missing_session",
+            Self::MissingRefreshToken => "missing_refresh_token",
+            Self::SessionExpired => "session_expired",
         }
     }
 

@@ -53,8 +53,10 @@ pub use error::{
     CallbackError, ConfigError, DiscoveryError, Error, IdTokenError, OAuthError, Result, StoreError,
     TransportError,
 };
+pub use flows::access_token::{AccessToken, AccessTokenOptions};
 pub use flows::callback::CallbackParams;
 pub use flows::login::{LoginOptions, LoginResult, MAX_APP_STATE_BYTES};
+pub use flows::logout::LogoutOptions;
 pub use params::{AuthorizationParams, DEFAULT_SCOPE};
 pub use secret::SecretString;
 pub use session::{DEFAULT_AUDIENCE, Session, SessionData, TokenSet, UserClaims};

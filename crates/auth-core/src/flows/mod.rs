@@ -1,6 +1,8 @@
 //! The flows, one file each: `start_*` builds a transaction and a URL, `complete_*` takes the
 //! callback, finds the transaction by `state`, talks to the provider and writes the session.
 
+pub(crate) mod access_token;
 pub(crate) mod callback;
 pub(crate) mod login;
+pub(crate) mod logout;
 pub(crate) mod token;

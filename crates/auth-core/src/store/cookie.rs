@@ -155,6 +155,15 @@ impl TransactionStore for CookieTransactionStore {
         }
         Ok(())
     }
+
+    async fn delete_all(&self, jar: &mut dyn CookieJar) -> Result<()> {
+        for name in jar.names() {
+            if name.starts_with(&self.prefix) {
+                jar.remove(&name, &self.attributes);
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ pub trait TransactionStore: Send + Sync + std::fmt::Debug {
     async fn get(&self, state: &str, jar: &mut dyn CookieJar) -> Result<Option<Transaction>>;
     /// Removes the transaction for `state` (no error when absent).
     async fn delete(&self, state: &str, jar: &mut dyn CookieJar) -> Result<()>;
+    /// Removes every transaction of this browser (on logout).
+    async fn delete_all(&self, jar: &mut dyn CookieJar) -> Result<()>;
 }
 
 /// Keeps the session of the current browser.

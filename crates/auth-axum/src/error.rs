@@ -1,0 +1,182 @@
+//! Errors as HTTP responses: each core error maps to one status and a fixed public message.
+//!
+//! Bodies carry only the stable error `code` and a message written here — never the
+//! provider's response, a token, a stack trace or a network detail. Those go to `tracing`.
+
+use auth_core::Error;
+use axum::Json;
+use axum::response::{Html, IntoResponse, Response};
+use http::header::{CACHE_CONTROL, HeaderValue};
+use http::{HeaderMap, StatusCode};
+use serde_json::json;
+
+/// An [`auth_core::Error`] on its way to becoming a response (JSON by default, HTML for
+/// browsers when built with [`AuthError::for_request`]).
+#[derive(Debug)]
+pub struct AuthError {
+    error: Error,
+    html: bool,
+}
+
+impl AuthError {
+    /// A JSON error response for `error`.
+    #[must_use]
+    pub fn new(error: Error) -> Self {
+        Self { error, html: false }
+    }
+
+    /// A response negotiated on the request's `Accept` header: HTML for browsers, else JSON.
+    #[must_use]
+    pub fn for_request(error: Error, headers: &HeaderMap) -> Self {
+        Self {
+            error,
+            html: wants_html(headers),
+        }
+    }
+
+    /// The underlying error.
+    #[must_use]
+    pub fn inner(&self) -> &Error {
+        &self.error
+    }
+
+    /// The HTTP status this error maps to.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        status_of(&self.error)
+    }
+}
+
+impl From<Error> for AuthError {
+    fn from(error: Error) -> Self {
+        Self::new(error)
+    }
+}
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for AuthError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// Whether the client prefers an HTML page (a browser navigation).
+pub(crate) fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.split(',').any(|p| p.trim().starts_with("text/html")))
+}
+
+fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::MissingTransaction
+        | Error::InvalidCallback(_)
+        | Error::Authorization(_)
+        | Error::IdToken(_)
+        | Error::InvalidParameter(_) => StatusCode::BAD_REQUEST,
+        Error::Endpoint { error, .. } if error.error == "invalid_grant" => StatusCode::BAD_REQUEST,
+        Error::NotAuthenticated | Error::SessionExpired | Error::MissingRefreshToken => {
+            StatusCode::UNAUTHORIZED
+        }
+        Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_GATEWAY,
+    }
+}
+
+fn public_message(e: &Error) -> &'static str {
+    match e {
+        Error::MissingTransaction => "The login attempt was not found or has expired. Please log in again.",
+        Error::InvalidCallback(_) => "The login response was not valid. Please log in again.",
+        Error::Authorization(_) => "The identity provider did not complete the login.",
+        Error::IdToken(_) => "The login response could not be verified. Please log in again.",
+        Error::InvalidParameter(_) => "The request contained an invalid parameter.",
+        Error::Endpoint { error, .. } if error.error == "invalid_grant" => {
+            "The login code was already used or has expired. Please log in again."
+        }
+        Error::NotAuthenticated => "You are not logged in.",
+        Error::SessionExpired => "Your session has expired. Please log in again.",
+        Error::MissingRefreshToken => "A new access token is needed; please log in again.",
+        Error::Store(_) => "Session storage is temporarily unavailable.",
+        Error::Config(_) => "The server's login configuration is incomplete.",
+        _ => "The identity provider could not be reached or answered unexpectedly.",
+    }
+}
+
+/// The provider's `error` code is a protocol value and safe to show once reduced to its
+/// registered alphabet; its description is not shown.
+fn idp_error_code(e: &Error) -> Option<String> {
+    let Error::Authorization(o) = e else { return None };
+    let code: String = o
+        .error
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(64)
+        .collect();
+    (!code.is_empty()).then_some(code)
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let code = self.error.code();
+        if status.is_server_error() {
+            tracing::error!(code, error = %self.error, source = ?std::error::Error::source(&self.error), "auth request failed");
+        } else {
+            tracing::info!(code, error = %self.error, "auth request refused");
+        }
+        let message = public_message(&self.error);
+        let idp_error = idp_error_code(&self.error);
+        let mut resp = if self.html {
+            let detail = idp_error
+                .map(|c| format!(" (<code>{c}</code>)"))
+                .unwrap_or_default();
+            Html(format!(
+                "<!doctype html><html><head><meta charset=\"utf-8\"><title>Login problem</title></head>\
+                 <body><h1>Login problem</h1><p>{message}{detail}</p><p>Error code: <code>{code}</code></p>\
+                 <p><a href=\"/\">Home</a></p></body></html>"
+            ))
+            .into_response()
+        } else {
+            let mut body = json!({ "error": code, "error_description": message });
+            if let Some(c) = idp_error {
+                body["idp_error"] = json!(c);
+            }
+            Json(body).into_response()
+        };
+        *resp.status_mut() = status;
+        resp.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use auth_core::{OAuthError, TransportError};
+
+    #[test]
+    fn bodies_never_carry_provider_text() {
+        let e = Error::Authorization(OAuthError {
+            error: "access_denied<script>".into(),
+            error_description: Some("internal db host 10.0.0.3 exploded".into()),
+            status: None,
+        });
+        let r = AuthError::new(e);
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(idp_error_code(r.inner()).as_deref(), Some("access_deniedscript"));
+        let e = Error::Transport(TransportError::Status {
+            url: "https://10.1.2.3/token".into(),
+            status: 500,
+        });
+        assert_eq!(status_of(&e), StatusCode::BAD_GATEWAY);
+        assert!(!public_message(&e).contains("10.1.2.3"));
+    }
+}

@@ -1,0 +1,209 @@
+//! The `Session` extractor, `Option<Session>`, and their rejection.
+//!
+//! The session is decoded at most once per request: the first extractor or `RequireAuth` to
+//! need it stores the result in the request extensions, later ones reuse it.
+
+use auth_core::{AccessToken, AccessTokenOptions, UserClaims};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts, OriginalUri};
+use axum::response::{IntoResponse, Response};
+use http::header::{CACHE_CONTROL, HeaderValue, LOCATION, WWW_AUTHENTICATE};
+use http::request::Parts;
+use http::{Extensions, StatusCode, Uri};
+use serde_json::json;
+use tower_cookies::Cookies;
+
+use crate::cookies::AxumCookieJar;
+use crate::error::AuthError;
+use crate::state::{AuthState, Unauthenticated};
+
+/// The logged-in user's session. Extracting it fails with [`SessionRejection`] when there is
+/// none; use `Option<Session>` for pages that work either way.
+///
+/// ```
+/// use auth_axum::Session;
+///
+/// async fn profile(session: Session) -> String {
+///     format!("hello {}", session.sub().unwrap_or("?"))
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    session: auth_core::Session,
+    state: AuthState,
+    cookies: Cookies,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.session.fmt(f)
+    }
+}
+
+impl Session {
+    /// The user's claims.
+    #[must_use]
+    pub fn user(&self) -> &UserClaims {
+        self.session.user()
+    }
+
+    /// The user's `sub`.
+    #[must_use]
+    pub fn sub(&self) -> Option<&str> {
+        self.session.sub()
+    }
+
+    /// The session as the core library sees it (ID token, token sets, sid).
+    #[must_use]
+    pub fn inner(&self) -> &auth_core::Session {
+        &self.session
+    }
+
+    /// An access token, refreshed if needed; a refreshed session is written back to the
+    /// response's cookies.
+    ///
+    /// # Errors
+    /// [`AuthError`] wrapping the core error (`missing_refresh_token`, `session_expired`, …).
+    pub async fn access_token(&self, options: AccessTokenOptions) -> Result<AccessToken, AuthError> {
+        let mut jar = AxumCookieJar(self.cookies.clone());
+        self.state
+            .client()
+            .get_access_token(options, &mut jar)
+            .await
+            .map_err(AuthError::new)
+    }
+}
+
+/// Why a [`Session`] could not be extracted.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SessionRejection {
+    /// No session: `401` JSON with `WWW-Authenticate`.
+    Unauthenticated,
+    /// No session: `302` to the login route (configured with
+    /// [`Unauthenticated::RedirectToLogin`]).
+    LoginRequired {
+        /// The login URL, with `returnTo` set to the requested path.
+        location: String,
+    },
+    /// `AuthState::layer()` is not applied to this route: `500`.
+    MissingAuthLayer,
+    /// The session store failed: `503`.
+    Store(AuthError),
+}
+
+impl IntoResponse for SessionRejection {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Unauthenticated => unauthorized(),
+            Self::LoginRequired { location } => redirect(&location),
+            Self::MissingAuthLayer => {
+                tracing::error!(
+                    "Session extractor used on a route without AuthState::layer(); add .layer(auth.layer()) to the app"
+                );
+                let mut r = axum::Json(json!({"error": "server_error", "error_description": "authentication is not configured for this route"})).into_response();
+                *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                r
+            }
+            Self::Store(e) => e.into_response(),
+        }
+    }
+}
+
+pub(crate) fn unauthorized() -> Response {
+    let mut r =
+        axum::Json(json!({"error": "unauthorized", "error_description": "Log in to access this resource."}))
+            .into_response();
+    *r.status_mut() = StatusCode::UNAUTHORIZED;
+    r.headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Cookie realm=\"app\""));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+pub(crate) fn redirect(location: &str) -> Response {
+    let mut r = StatusCode::FOUND.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(LOCATION, v);
+    }
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The login URL that brings the user back to `uri`.
+pub(crate) fn login_location(state: &AuthState, uri: &Uri) -> String {
+    let back = uri.path_and_query().map_or("/", http::uri::PathAndQuery::as_str);
+    let back = crate::return_to::sanitize(back).unwrap_or_else(|| "/".into());
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("returnTo", &back)
+        .finish();
+    format!("{}?{q}", state.path("login"))
+}
+
+#[derive(Clone)]
+struct Cached(Option<auth_core::Session>);
+
+/// Loads the session once per request.
+pub(crate) async fn load(
+    extensions: &mut Extensions,
+) -> Result<(AuthState, Cookies, Option<auth_core::Session>), SessionRejection> {
+    let (Some(state), Some(cookies)) = (
+        extensions.get::<AuthState>().cloned(),
+        extensions.get::<Cookies>().cloned(),
+    ) else {
+        return Err(SessionRejection::MissingAuthLayer);
+    };
+    if let Some(Cached(s)) = extensions.get::<Cached>() {
+        return Ok((state, cookies, s.clone()));
+    }
+    let mut jar = AxumCookieJar(cookies.clone());
+    let session = state
+        .client()
+        .get_session(&mut jar)
+        .await
+        .map_err(|e| SessionRejection::Store(AuthError::new(e)))?;
+    extensions.insert(Cached(session.clone()));
+    Ok((state, cookies, session))
+}
+
+fn original_uri(parts: &Parts) -> Uri {
+    parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or_else(|| parts.uri.clone(), |o| o.0.clone())
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let (state, cookies, session) = load(&mut parts.extensions).await?;
+        match session {
+            Some(session) => Ok(Self {
+                session,
+                state,
+                cookies,
+            }),
+            None => match state.options().unauthenticated {
+                Unauthenticated::RedirectToLogin => Err(SessionRejection::LoginRequired {
+                    location: login_location(&state, &original_uri(parts)),
+                }),
+                _ => Err(SessionRejection::Unauthenticated),
+            },
+        }
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
+        let (state, cookies, session) = load(&mut parts.extensions).await?;
+        Ok(session.map(|session| Self {
+            session,
+            state,
+            cookies,
+        }))
+    }
+}

@@ -1,0 +1,124 @@
+//! `returnTo` handling: only same-origin relative paths survive.
+//!
+//! Anything that a browser could resolve to another origin — absolute URLs, scheme-relative
+//! `//host`, backslash tricks (`/\host`), other schemes, control characters, or any of these
+//! hidden behind percent-encoding — is replaced by the default. The check is "parse it against
+//! a fixed origin and require the origin to be unchanged", plus explicit refusals for the
+//! inputs where browsers and URL parsers disagree.
+
+use url::Url;
+
+/// Longest `returnTo` accepted.
+const MAX_LEN: usize = 2048;
+
+/// A placeholder origin: the value must resolve to a path on it.
+const ORIGIN: &str = "http://same-origin.invalid";
+
+/// Returns `value` normalised if it is a safe same-origin relative path, else `None`.
+pub(crate) fn sanitize(value: &str) -> Option<String> {
+    if value.is_empty() || value.len() > MAX_LEN {
+        return None;
+    }
+    // Look at the value and at up to three rounds of percent-decoding of it.
+    let mut layer = value.to_owned();
+    for _ in 0..4 {
+        if !looks_safe(&layer) {
+            return None;
+        }
+        let decoded = percent_decode(&layer);
+        if decoded == layer {
+            break;
+        }
+        layer = decoded;
+    }
+    let base = Url::parse(ORIGIN).ok()?;
+    let resolved = base.join(value).ok()?;
+    if resolved.origin() != base.origin() || !resolved.username().is_empty() || resolved.password().is_some()
+    {
+        return None;
+    }
+    let mut out = resolved.path().to_owned();
+    if let Some(q) = resolved.query() {
+        out.push('?');
+        out.push_str(q);
+    }
+    if let Some(f) = resolved.fragment() {
+        out.push('#');
+        out.push_str(f);
+    }
+    Some(out)
+}
+
+fn looks_safe(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    bytes.first() == Some(&b'/')
+        && !matches!(bytes.get(1), Some(b'/' | b'\\'))
+        && !s.contains('\\')
+        && !s
+            .chars()
+            .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+}
+
+fn percent_decode(s: &str) -> String {
+    let decoded: Vec<u8> = url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned().into_bytes())
+        .unwrap_or_default();
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize;
+
+    #[test]
+    fn keeps_relative_paths() {
+        assert_eq!(sanitize("/").as_deref(), Some("/"));
+        assert_eq!(sanitize("/dashboard").as_deref(), Some("/dashboard"));
+        assert_eq!(
+            sanitize("/a/b?x=1&y=%2F#frag").as_deref(),
+            Some("/a/b?x=1&y=%2F#frag")
+        );
+        assert_eq!(
+            sanitize("/next?url=http://evil.example").as_deref(),
+            Some("/next?url=http://evil.example")
+        );
+        assert_eq!(sanitize("/a/../b").as_deref(), Some("/b"));
+    }
+
+    #[test]
+    fn refuses_everything_that_can_leave_the_origin() {
+        let attacks = [
+            "",
+            "https://evil.example/",
+            "http://evil.example",
+            "//evil.example",
+            "///evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/\\/evil.example",
+            "javascript:alert(1)",
+            "data:text/html,<script>",
+            "evil.example",
+            " /foo",
+            "\t//evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/%2Fevil.example",
+            "/%2F%2Fevil.example",
+            "%2F%2Fevil.example",
+            "/%5Cevil.example",
+            "/%255Cevil.example",
+            "/%252F%252Fevil.example",
+            "/foo%0d%0aSet-Cookie:x=1",
+            "/%09/evil.example",
+            "https:evil.example",
+            "/foo\u{2028}bar",
+            "@evil.example",
+        ];
+        for a in attacks {
+            assert_eq!(sanitize(a), None, "{a:?}");
+        }
+        assert_eq!(sanitize(&format!("/{}", "a".repeat(3000))), None);
+    }
+}

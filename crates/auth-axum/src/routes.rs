@@ -1,0 +1,243 @@
+//! The `/auth/*` routes.
+//!
+//! | route | does |
+//! |---|---|
+//! | `GET {base}/login` | starts a login; `returnTo` plus an allow-list of hints forwarded to the IdP |
+//! | `GET\|POST {base}/callback` | completes it (query, or a `form_post` body) and redirects to `returnTo` |
+//! | `GET {base}/logout` | ends the session and redirects to the provider's logout |
+//! | `POST {base}/backchannel-logout` | OIDC back-channel logout (not implemented yet: `501`) |
+//! | `GET {base}/profile` | the user's claims as JSON, `401` without a session |
+//! | `GET {base}/access-token` | opt-in: the access token as JSON |
+
+use auth_core::{
+    AccessTokenOptions, AuthorizationParams, CallbackParams, Error, LoginOptions, LogoutOptions,
+};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use tower_cookies::Cookies;
+
+use crate::cookies::AxumCookieJar;
+use crate::error::AuthError;
+use crate::extract::{Session, redirect, unauthorized};
+use crate::return_to::sanitize;
+use crate::state::AuthState;
+
+/// Query parameters of `/auth/login` forwarded to the authorization endpoint.
+pub const LOGIN_HINTS: &[&str] = &[
+    "screen_hint",
+    "login_hint",
+    "organization",
+    "invitation",
+    "connection",
+    "prompt",
+];
+
+/// Longest query string the routes read.
+const MAX_QUERY: usize = 8 * 1024;
+
+impl AuthState {
+    /// The `/auth/*` routes (under the configured base path), ready to merge into an app:
+    /// `Router::new().merge(auth.router())…layer(auth.layer())`.
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        let base = &self.inner.options.base_path;
+        let mut router = Router::new()
+            .route(&format!("{base}/login"), get(login))
+            .route(
+                &format!("{base}/callback"),
+                get(callback_query).post(callback_form),
+            )
+            .route(&format!("{base}/logout"), get(logout))
+            .route(&format!("{base}/backchannel-logout"), post(backchannel_logout))
+            .route(&format!("{base}/profile"), get(profile));
+        if self.inner.options.access_token_route {
+            router = router.route(&format!("{base}/access-token"), get(access_token));
+        }
+        // The routes work even if the app forgets the layer.
+        router.layer(self.layer()).with_state(self.clone())
+    }
+}
+
+/// Query parameters, each at most once.
+fn unique_params(query: Option<&str>) -> Result<Vec<(String, String)>, Error> {
+    let query = query.unwrap_or("");
+    if query.len() > MAX_QUERY {
+        return Err(Error::InvalidParameter("the query string is too long".into()));
+    }
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        if out.iter().any(|(n, _)| *n == k) {
+            return Err(Error::InvalidParameter(
+                "a query parameter appears more than once".into(),
+            ));
+        }
+        out.push((k.into_owned(), v.into_owned()));
+    }
+    Ok(out)
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+async fn login(
+    State(auth): State<AuthState>,
+    cookies: Cookies,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = match unique_params(query.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return AuthError::for_request(e, &headers).into_response(),
+    };
+    let return_to = param(&params, "returnTo")
+        .and_then(sanitize)
+        .unwrap_or_else(|| auth.options().default_return_to.clone());
+    let mut hints = AuthorizationParams::new();
+    for name in LOGIN_HINTS {
+        if let Some(v) = param(&params, name) {
+            if v.len() > 512 || v.chars().any(char::is_control) {
+                return AuthError::for_request(
+                    Error::InvalidParameter(format!("`{name}` is not acceptable")),
+                    &headers,
+                )
+                .into_response();
+            }
+            hints = hints.param(*name, v);
+        }
+    }
+    let options = LoginOptions::new()
+        .authorization_params(hints)
+        .app_state(json!({ "returnTo": return_to }));
+    let mut jar = AxumCookieJar(cookies);
+    match auth.client().start_interactive_login(options, &mut jar).await {
+        Ok(url) => redirect(url.as_str()),
+        Err(e) => AuthError::for_request(e, &headers).into_response(),
+    }
+}
+
+async fn callback_query(
+    State(auth): State<AuthState>,
+    cookies: Cookies,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = CallbackParams::from_query(query.as_deref().unwrap_or(""));
+    complete(auth, cookies, &headers, params).await
+}
+
+async fn callback_form(
+    State(auth): State<AuthState>,
+    cookies: Cookies,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        });
+    if !form {
+        let mut r = axum::Json(json!({"error": "unsupported_media_type", "error_description": "The callback must be form-encoded."})).into_response();
+        *r.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        return r;
+    }
+    complete(auth, cookies, &headers, CallbackParams::from_form(&body)).await
+}
+
+async fn complete(
+    auth: AuthState,
+    cookies: Cookies,
+    headers: &HeaderMap,
+    params: Result<CallbackParams, Error>,
+) -> Response {
+    let mut jar = AxumCookieJar(cookies);
+    let result = match params {
+        Ok(p) => auth.client().complete_interactive_login_with(&p, &mut jar).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(done) => {
+            let target = done
+                .app_state
+                .as_ref()
+                .and_then(|s| s.get("returnTo"))
+                .and_then(Value::as_str)
+                .and_then(sanitize)
+                .unwrap_or_else(|| auth.options().default_return_to.clone());
+            redirect(&target)
+        }
+        Err(e) => AuthError::for_request(e, headers).into_response(),
+    }
+}
+
+async fn logout(
+    State(auth): State<AuthState>,
+    cookies: Cookies,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = unique_params(query.as_deref()).unwrap_or_default();
+    let path = param(&params, "returnTo")
+        .and_then(sanitize)
+        .unwrap_or_else(|| auth.options().default_return_to.clone());
+    let base = auth.public_base(&headers);
+    let options = match base.join(&path) {
+        Ok(abs) => LogoutOptions::new().return_to(abs.to_string()),
+        Err(_) => LogoutOptions::new(),
+    };
+    let mut jar = AxumCookieJar(cookies);
+    match auth.client().logout(options, &mut jar).await {
+        Ok(url) => redirect(url.as_str()),
+        Err(e) => AuthError::for_request(e, &headers).into_response(),
+    }
+}
+
+async fn backchannel_logout() -> Response {
+    let mut r = axum::Json(
+        json!({"error": "not_implemented", "error_description": "Back-channel logout is not available yet."}),
+    )
+    .into_response();
+    *r.status_mut() = StatusCode::NOT_IMPLEMENTED;
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+async fn profile(session: Option<Session>) -> Response {
+    match session {
+        Some(s) => {
+            let mut r = axum::Json(Value::Object(s.user().clone())).into_response();
+            r.headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        None => unauthorized(),
+    }
+}
+
+async fn access_token(session: Option<Session>) -> Response {
+    let Some(session) = session else {
+        return unauthorized();
+    };
+    match session.access_token(AccessTokenOptions::new()).await {
+        Ok(t) => {
+            let mut r = axum::Json(
+                json!({"access_token": t.token.expose(), "expires_at": t.expires_at, "scope": t.scope}),
+            )
+            .into_response();
+            r.headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,6 @@
+//! The example apps as libraries, so the end-to-end suites can run exactly the code the
+//! binaries in `src/bin/` serve.
+#![deny(missing_docs)]
+
+pub mod quickstart;
+pub mod serve;

@@ -1,0 +1,93 @@
+//! The quickstart app: the smallest real app using the library.
+//!
+//! HTTP contract (fixed; outside tools drive it):
+//! - env: `OIDC_ISSUER` or `AUTH0_DOMAIN`, `AUTH0_CLIENT_ID`, `AUTH0_CLIENT_SECRET`,
+//!   `AUTH0_SECRET`, `APP_BASE_URL` (it listens on that URL's port);
+//! - `GET /`: public page with login/logout links and the user's name when logged in;
+//! - `GET /profile`: protected; JSON of the user's claims;
+//! - `GET /token`: protected; JSON `{"access_token": "…"}`;
+//! - the `/auth/*` routes.
+
+use auth_axum::{AuthError, AuthState, RequireAuth, Session};
+use auth_core::AccessTokenOptions;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+/// The app, for a given auth state.
+pub fn app(auth: &AuthState) -> Router {
+    let protected = Router::new()
+        .route("/profile", get(profile))
+        .route("/token", get(token))
+        .route_layer(RequireAuth::new());
+    Router::new()
+        .route("/", get(home))
+        .merge(protected)
+        .merge(auth.router())
+        .layer(auth.layer())
+}
+
+async fn home(session: Option<Session>) -> Html<String> {
+    let body = match session {
+        Some(s) => {
+            let name = s
+                .user()
+                .get("name")
+                .and_then(Value::as_str)
+                .or_else(|| s.sub())
+                .unwrap_or("you");
+            format!(
+                "<p>Logged in as <strong id=\"user-name\">{}</strong>.</p>\
+                 <p><a href=\"/profile\">Profile (JSON)</a> · <a href=\"/token\">Access token (JSON)</a> · \
+                 <a id=\"logout\" href=\"/auth/logout\">Log out</a></p>",
+                escape(name)
+            )
+        }
+        None => {
+            "<p>You are not logged in.</p><p><a id=\"login\" href=\"/auth/login\">Log in</a></p>".to_owned()
+        }
+    };
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Quickstart</title></head>\
+         <body><h1>Quickstart</h1>{body}</body></html>"
+    ))
+}
+
+async fn profile(session: Session) -> Json<Value> {
+    Json(Value::Object(session.user().clone()))
+}
+
+async fn token(session: Session) -> Response {
+    match session.access_token(AccessTokenOptions::new()).await {
+        Ok(t) => Json(json!({ "access_token": t.token.expose() })).into_response(),
+        Err(e) => AuthError::into_response(e),
+    }
+}
+
+/// Minimal HTML escaping for text content.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            super::escape("<b onclick='x'>&\""),
+            "&lt;b onclick=&#39;x&#39;&gt;&amp;&quot;"
+        );
+    }
+}
