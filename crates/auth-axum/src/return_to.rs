@@ -20,16 +20,8 @@ pub(crate) fn sanitize(value: &str) -> Option<String> {
         return None;
     }
     // Look at the value and at up to three rounds of percent-decoding of it.
-    let mut layer = value.to_owned();
-    for _ in 0..4 {
-        if !looks_safe(&layer) {
-            return None;
-        }
-        let decoded = percent_decode(&layer);
-        if decoded == layer {
-            break;
-        }
-        layer = decoded;
+    if !safe_at_every_layer(value) {
+        return None;
     }
     let base = Url::parse(ORIGIN).ok()?;
     let resolved = base.join(value).ok()?;
@@ -46,7 +38,25 @@ pub(crate) fn sanitize(value: &str) -> Option<String> {
         out.push('#');
         out.push_str(f);
     }
-    Some(out)
+    // Dot segments collapse during resolution (`/a/..//evil` becomes `//evil`): the result
+    // must pass the same checks as the input.
+    safe_at_every_layer(&out).then_some(out)
+}
+
+fn safe_at_every_layer(value: &str) -> bool {
+    let mut layer = value.to_owned();
+    for _ in 0..4 {
+        if !looks_safe(&layer) {
+            return false;
+        }
+        let decoded = percent_decode(&layer);
+        if decoded == layer {
+            return true;
+        }
+        layer = decoded;
+    }
+    // Still changing after four rounds of decoding: nobody needs that.
+    false
 }
 
 fn looks_safe(s: &str) -> bool {
@@ -115,6 +125,11 @@ mod tests {
             "https:evil.example",
             "/foo\u{2028}bar",
             "@evil.example",
+            "/.//evil.example",
+            "/a/..//evil.example",
+            "/a/../..//evil.example",
+            "/%2e%2e//evil.example",
+            "/./%2F/evil.example",
         ];
         for a in attacks {
             assert_eq!(sanitize(a), None, "{a:?}");

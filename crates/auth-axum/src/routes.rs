@@ -5,7 +5,7 @@
 //! | `GET {base}/login` | starts a login; `returnTo` plus an allow-list of hints forwarded to the IdP |
 //! | `GET\|POST {base}/callback` | completes it (query, or a `form_post` body) and redirects to `returnTo` |
 //! | `GET {base}/logout` | ends the session and redirects to the provider's logout |
-//! | `POST {base}/backchannel-logout` | OIDC back-channel logout (not implemented yet: `501`) |
+//! | `POST {base}/backchannel-logout` | OIDC back-channel logout: ends the sessions a valid logout token names |
 //! | `GET {base}/profile` | the user's claims as JSON, `401` without a session |
 //! | `GET {base}/access-token` | opt-in: the access token as JSON |
 
@@ -137,15 +137,7 @@ async fn callback_form(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
-        });
-    if !form {
+    if !is_form(&headers) {
         let mut r = axum::Json(json!({"error": "unsupported_media_type", "error_description": "The callback must be form-encoded."})).into_response();
         *r.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
         return r;
@@ -201,15 +193,51 @@ async fn logout(
     }
 }
 
-async fn backchannel_logout() -> Response {
-    let mut r = axum::Json(
-        json!({"error": "not_implemented", "error_description": "Back-channel logout is not available yet."}),
-    )
-    .into_response();
-    *r.status_mut() = StatusCode::NOT_IMPLEMENTED;
-    r.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+/// OIDC Back-Channel Logout §2.5/§2.8: form-encoded `logout_token`; `200` with
+/// `Cache-Control: no-store` when the sessions are ended, `400` with an OAuth error body when
+/// the request or token is bad.
+async fn backchannel_logout(State(auth): State<AuthState>, headers: HeaderMap, body: Bytes) -> Response {
+    let bad = |description: &str| {
+        let mut r =
+            axum::Json(json!({"error": "invalid_request", "error_description": description})).into_response();
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        r.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
+    };
+    if !is_form(&headers) {
+        return bad("the request must be application/x-www-form-urlencoded");
+    }
+    let Ok(params) = CallbackParams::from_form(&body) else {
+        return bad("the request body is malformed");
+    };
+    let Some(token) = params.get("logout_token").filter(|t| !t.is_empty()) else {
+        return bad("logout_token is required");
+    };
+    match auth.client().handle_backchannel_logout(token).await {
+        Ok(_) => {
+            let mut r = StatusCode::OK.into_response();
+            r.headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(Error::LogoutToken(e)) => {
+            tracing::info!(rule = e.code(), "back-channel logout token rejected");
+            bad("the logout token is invalid")
+        }
+        Err(e) => AuthError::new(e).into_response(),
+    }
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        })
 }
 
 async fn profile(session: Option<Session>) -> Response {

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::config::{Config, ServerClientBuilder};
 use crate::cookies::{CookieAttributes, CookieJar};
@@ -11,10 +10,11 @@ use crate::error::Result;
 use crate::seal::Sealer;
 use crate::secret::SecretString;
 use crate::session::{Session, SessionData, UserClaims};
-use crate::store::{CookieStateStore, CookieTransactionStore, StateStore, TransactionStore};
-
-/// How long the session cookie lives in the browser when nothing shortens it.
-const SESSION_COOKIE_MAX_AGE: Duration = Duration::from_secs(3 * 24 * 3600);
+use crate::store::{
+    CookieStateStore, CookieTransactionStore, LogoutKey, ServerSideStateStore, StateStore, TransactionStore,
+    WriteOptions,
+};
+use crate::time::now;
 
 /// The server-side login client: configuration, provider metadata cache and stores.
 ///
@@ -31,6 +31,7 @@ pub(crate) struct Inner {
     pub(crate) discovery: Discovery,
     pub(crate) transactions: Arc<dyn TransactionStore>,
     pub(crate) sessions: Arc<dyn StateStore>,
+    pub(crate) refreshes: crate::flows::refresh::RefreshCoordinator,
 }
 
 impl fmt::Debug for ServerClient {
@@ -71,14 +72,21 @@ impl ServerClient {
             domain: config.cookies.domain.clone(),
             ..CookieAttributes::default()
         };
-        let sessions = CookieStateStore::new(
-            sealer.clone(),
-            config.cookies.session_name.clone(),
-            CookieAttributes {
-                max_age: Some(SESSION_COOKIE_MAX_AGE),
-                ..base.clone()
-            },
-        );
+        let sessions: Arc<dyn StateStore> = if config.server_side_sessions {
+            let secrets: Vec<&str> = config.secrets.iter().map(SecretString::expose).collect();
+            Arc::new(ServerSideStateStore::new(
+                config.backend.clone(),
+                &secrets,
+                &config.cookies.session_name,
+                base.clone(),
+            ))
+        } else {
+            Arc::new(CookieStateStore::with_sealer(
+                sealer.clone(),
+                config.cookies.session_name.clone(),
+                base.clone(),
+            ))
+        };
         let transactions = CookieTransactionStore::new(
             sealer,
             config.cookies.transaction_prefix.clone(),
@@ -98,7 +106,8 @@ impl ServerClient {
                 http,
                 discovery,
                 transactions: Arc::new(transactions),
-                sessions: Arc::new(sessions),
+                sessions,
+                refreshes: crate::flows::refresh::RefreshCoordinator::default(),
             }),
         }
     }
@@ -148,7 +157,7 @@ impl ServerClient {
     /// # Errors
     /// Only store failures; an unreadable cookie is simply no session.
     pub async fn get_user(&self, jar: &mut dyn CookieJar) -> Result<Option<UserClaims>> {
-        Ok(self.inner.sessions.get(jar).await?.map(|s| s.user))
+        Ok(self.load_session(jar).await?.map(|s| s.user))
     }
 
     /// The session without its refresh token, or `None`.
@@ -157,9 +166,7 @@ impl ServerClient {
     /// Only store failures.
     pub async fn get_session(&self, jar: &mut dyn CookieJar) -> Result<Option<Session>> {
         Ok(self
-            .inner
-            .sessions
-            .get(jar)
+            .load_session(jar)
             .await?
             .map(|s| Session::from_data(&s, false)))
     }
@@ -171,14 +178,61 @@ impl ServerClient {
     /// Only store failures.
     pub async fn get_session_with_refresh_token(&self, jar: &mut dyn CookieJar) -> Result<Option<Session>> {
         Ok(self
-            .inner
-            .sessions
-            .get(jar)
+            .load_session(jar)
             .await?
             .map(|s| Session::from_data(&s, true)))
     }
 
-    pub(crate) async fn write_session(&self, session: &SessionData, jar: &mut dyn CookieJar) -> Result<()> {
-        self.inner.sessions.set(session, jar).await
+    /// Reads the session and enforces what the store alone cannot: lifetimes, the
+    /// back-channel logout list (stateless sessions), and the rolling-window touch.
+    pub(crate) async fn load_session(&self, jar: &mut dyn CookieJar) -> Result<Option<SessionData>> {
+        let c = &self.inner.config;
+        let Some(mut session) = self.inner.sessions.get(jar).await? else {
+            return Ok(None);
+        };
+        let now = now();
+        if c.lifetimes.is_expired(&session, now) {
+            tracing::debug!("session expired; ending it");
+            self.inner.sessions.delete(jar).await?;
+            return Ok(None);
+        }
+        if !c.server_side_sessions {
+            let mut keys = vec![LogoutKey::Sid(session.internal.sid.clone())];
+            if let Some(sub) = session.user.get("sub").and_then(serde_json::Value::as_str) {
+                keys.push(LogoutKey::Sub(sub.to_owned()));
+            }
+            if c.backend
+                .logout_time(&keys)
+                .await?
+                .is_some_and(|at| at >= session.internal.created_at)
+            {
+                tracing::debug!("session ended by back-channel logout");
+                self.inner.sessions.delete(jar).await?;
+                return Ok(None);
+            }
+        }
+        if c.lifetimes.needs_touch(&session, now) {
+            session.internal.last_active = Some(now);
+            self.write_session(&session, false, jar).await?;
+        }
+        Ok(Some(session))
+    }
+
+    /// Writes the session with its lifetime; `new_session` on login.
+    pub(crate) async fn write_session(
+        &self,
+        session: &SessionData,
+        new_session: bool,
+        jar: &mut dyn CookieJar,
+    ) -> Result<()> {
+        let expires_at = self.inner.config.lifetimes.expires_at(session);
+        self.inner
+            .sessions
+            .set(session, WriteOptions::new(expires_at, new_session), jar)
+            .await
+    }
+
+    pub(crate) async fn end_sessions(&self, key: &LogoutKey) -> Result<Option<usize>> {
+        self.inner.sessions.delete_by_logout(key).await
     }
 }

@@ -52,6 +52,9 @@ pub(crate) struct Config {
     pub(crate) jwks_refetch_cooldown: Duration,
     pub(crate) clock_leeway: Duration,
     pub(crate) token_refresh_leeway: Duration,
+    pub(crate) lifetimes: crate::lifetime::Lifetimes,
+    pub(crate) backend: std::sync::Arc<dyn crate::store::SessionBackend>,
+    pub(crate) server_side_sessions: bool,
     pub(crate) cookies: CookieSettings,
 }
 
@@ -88,6 +91,11 @@ pub struct ServerClientBuilder {
     jwks_refetch_cooldown: Duration,
     clock_leeway: Duration,
     token_refresh_leeway: Duration,
+    inactivity: Duration,
+    absolute: Duration,
+    rolling: bool,
+    backend: Option<std::sync::Arc<dyn crate::store::SessionBackend>>,
+    server_side_sessions: bool,
     cookie_secure: Option<bool>,
     cookie_domain: Option<String>,
     session_cookie_name: String,
@@ -113,6 +121,11 @@ impl Default for ServerClientBuilder {
             jwks_refetch_cooldown: Duration::from_secs(30),
             clock_leeway: Duration::from_secs(60),
             token_refresh_leeway: Duration::from_secs(60),
+            inactivity: Duration::from_secs(24 * 3600),
+            absolute: Duration::from_secs(3 * 24 * 3600),
+            rolling: true,
+            backend: None,
+            server_side_sessions: false,
             cookie_secure: None,
             cookie_domain: None,
             session_cookie_name: crate::seal::SESSION_SALT.into(),
@@ -222,6 +235,48 @@ impl ServerClientBuilder {
     /// Access tokens expiring within this margin are refreshed before use (default 60 s).
     pub fn token_refresh_leeway(mut self, leeway: Duration) -> Self {
         self.token_refresh_leeway = leeway;
+        self
+    }
+
+    /// A session ends after this long without activity (default 1 day). Activity moves the
+    /// window forward; the cookie is re-issued only when the window needs it.
+    pub fn session_inactivity_duration(mut self, duration: Duration) -> Self {
+        self.inactivity = duration;
+        self
+    }
+
+    /// A session ends this long after login whatever the activity (default 3 days).
+    pub fn session_absolute_duration(mut self, duration: Duration) -> Self {
+        self.absolute = duration;
+        self
+    }
+
+    /// With `false`, sessions last the absolute duration and activity does not matter
+    /// (default `true`).
+    pub fn rolling_sessions(mut self, rolling: bool) -> Self {
+        self.rolling = rolling;
+        self
+    }
+
+    /// The backend for server-side state: back-channel logout bookkeeping (logout list, replay
+    /// guard) and, with [`ServerClientBuilder::server_side_sessions`], the sessions themselves.
+    /// Default: an in-process [`crate::store::MemoryBackend`]; use a shared one (Redis) when
+    /// the app runs on several instances.
+    pub fn session_backend(mut self, backend: impl crate::store::SessionBackend) -> Self {
+        self.backend = Some(std::sync::Arc::new(backend));
+        self
+    }
+
+    /// [`ServerClientBuilder::session_backend`] with a shared handle.
+    pub fn session_backend_arc(mut self, backend: std::sync::Arc<dyn crate::store::SessionBackend>) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Keep sessions in the backend; the cookie then holds only a sealed session id (default
+    /// `false`: the whole session is sealed into cookies).
+    pub fn server_side_sessions(mut self, enabled: bool) -> Self {
+        self.server_side_sessions = enabled;
         self
     }
 
@@ -409,6 +464,9 @@ impl ServerClientBuilder {
                 .into());
             }
         }
+        if self.absolute.is_zero() || (self.rolling && self.inactivity.is_zero()) {
+            return Err(invalid("session lifetimes", "must be greater than zero"));
+        }
         if self.max_transactions == 0 {
             return Err(ConfigError::Invalid {
                 name: "max_transactions",
@@ -459,6 +517,14 @@ impl ServerClientBuilder {
             jwks_refetch_cooldown: self.jwks_refetch_cooldown,
             clock_leeway: self.clock_leeway,
             token_refresh_leeway: self.token_refresh_leeway,
+            lifetimes: crate::lifetime::Lifetimes {
+                inactivity: self.rolling.then_some(self.inactivity),
+                absolute: self.absolute,
+            },
+            backend: self
+                .backend
+                .unwrap_or_else(|| std::sync::Arc::new(crate::store::MemoryBackend::new())),
+            server_side_sessions: self.server_side_sessions,
             cookies: CookieSettings {
                 session_name: self.session_cookie_name,
                 transaction_prefix: self.transaction_cookie_prefix,

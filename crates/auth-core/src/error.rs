@@ -77,6 +77,10 @@ pub enum Error {
     #[error("the session has no refresh token; request the offline_access scope at login")]
     MissingRefreshToken,
 
+    /// A back-channel logout token failed validation (OIDC Back-Channel Logout §2.6).
+    #[error("logout token rejected: {0}")]
+    LogoutToken(LogoutTokenError),
+
     /// The provider no longer accepts the session's refresh token (`invalid_grant`): the
     /// session has been ended and the user must log in again.
     #[error("the session has expired or was revoked; log in again")]
@@ -105,6 +109,7 @@ impl Error {
             Self::NotAuthenticated => "missing_session",
             Self::MissingRefreshToken => "missing_refresh_token",
             Self::SessionExpired => "session_expired",
+            Self::LogoutToken(_) => "invalid_logout_token",
         }
     }
 
@@ -334,6 +339,65 @@ impl IdTokenError {
             Self::OrganizationMismatch => "organization_mismatch",
             Self::MissingClaim(_) => "missing_claim",
             Self::AccessTokenHashMismatch => "at_hash_mismatch",
+        }
+    }
+}
+
+/// Which back-channel logout token rule failed (OIDC Back-Channel Logout 1.0 §2.6).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogoutTokenError {
+    /// Signature, algorithm, key or JWT syntax problem.
+    #[error("{0}")]
+    Jws(IdTokenError),
+    /// The `typ` header is neither `logout+jwt` nor `JWT`.
+    #[error("the `typ` header is not `logout+jwt`")]
+    WrongType,
+    /// `iss` is not exactly the provider's issuer.
+    #[error("`iss` does not match the issuer")]
+    IssuerMismatch,
+    /// `aud` does not contain this client's id.
+    #[error("`aud` does not contain this client")]
+    AudienceMismatch,
+    /// `iat` missing, in the future or too old.
+    #[error("`iat` is missing, in the future, or too old")]
+    BadIssuedAt,
+    /// `exp` is in the past.
+    #[error("the token has expired")]
+    Expired,
+    /// `jti` missing.
+    #[error("`jti` is missing")]
+    MissingJti,
+    /// This `jti` was already used.
+    #[error("the token was already used (replayed `jti`)")]
+    Replayed,
+    /// `events` lacks the back-channel logout event.
+    #[error("`events` does not contain the back-channel logout event")]
+    MissingEvent,
+    /// `nonce` is present (forbidden in logout tokens).
+    #[error("a logout token must not contain `nonce`")]
+    NoncePresent,
+    /// Neither `sid` nor `sub`.
+    #[error("the token has neither `sid` nor `sub`")]
+    MissingSidAndSub,
+}
+
+impl LogoutTokenError {
+    /// A stable code for the failed rule.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Jws(e) => e.code(),
+            Self::WrongType => "wrong_type",
+            Self::IssuerMismatch => "issuer_mismatch",
+            Self::AudienceMismatch => "audience_mismatch",
+            Self::BadIssuedAt => "bad_iat",
+            Self::Expired => "expired",
+            Self::MissingJti => "missing_jti",
+            Self::Replayed => "replayed",
+            Self::MissingEvent => "missing_event",
+            Self::NoncePresent => "nonce_present",
+            Self::MissingSidAndSub => "missing_sid_and_sub",
         }
     }
 }

@@ -37,30 +37,71 @@ pub(crate) struct Expected<'a> {
 /// Verifies the signature with the provider's JWKS (refetching once on an unknown `kid`) and
 /// then every claim rule.
 pub(crate) async fn validate(discovery: &Discovery, token: &str, expected: &Expected<'_>) -> Result<Claims> {
+    let (_, claims) = verified(discovery, token, &expected.signature()).await?;
+    check_claims(&claims, expected)?;
+    Ok(claims)
+}
+
+/// What a signature must satisfy, whatever the token type.
+pub(crate) struct SignatureCheck<'a> {
+    /// The provider's advertised algorithms (empty: RS256 only).
+    pub(crate) allowed_algs: &'a [String],
+    /// For HS* tokens: the client secret.
+    pub(crate) client_secret: Option<&'a SecretString>,
+}
+
+impl Expected<'_> {
+    fn signature(&self) -> SignatureCheck<'_> {
+        SignatureCheck {
+            allowed_algs: self.allowed_algs,
+            client_secret: self.client_secret,
+        }
+    }
+}
+
+/// Header and claims of a JWS whose signature verifies with the provider's JWKS, refetching
+/// the JWKS once (per cooldown) on an unknown `kid`. No claim is checked.
+pub(crate) async fn verified(
+    discovery: &Discovery,
+    token: &str,
+    check: &SignatureCheck<'_>,
+) -> Result<(Claims, Claims)> {
     let keys = discovery.jwks().await?;
-    match verify(token, &keys, expected) {
+    match verify_signature(token, &keys, check) {
         Err(IdTokenError::UnknownKey) => {
             let Some(fresh) = discovery.jwks_after_unknown_kid(&keys).await? else {
                 return Err(IdTokenError::UnknownKey.into());
             };
-            Ok(verify(token, &fresh, expected)?)
+            Ok(verify_signature(token, &fresh, check)?)
         }
         other => Ok(other?),
     }
 }
 
 /// The synchronous core of [`validate`]: signature with the given keys, then claims.
+#[cfg(test)]
 pub(crate) fn verify(token: &str, keys: &KeySet, expected: &Expected<'_>) -> Result<Claims, IdTokenError> {
+    let (_, claims) = verify_signature(token, keys, &expected.signature())?;
+    check_claims(&claims, expected)?;
+    Ok(claims)
+}
+
+/// Header and claims after the signature verified with `keys`.
+pub(crate) fn verify_signature(
+    token: &str,
+    keys: &KeySet,
+    check: &SignatureCheck<'_>,
+) -> Result<(Claims, Claims), IdTokenError> {
     let header = parse_header(token)?;
     let alg_name = header
         .get("alg")
         .and_then(Value::as_str)
         .ok_or(IdTokenError::Malformed)?;
-    let alg = check_algorithm(alg_name, expected)?;
+    let alg = check_algorithm(alg_name, check.allowed_algs)?;
     let kid = header.get("kid").and_then(Value::as_str);
 
     let claims = if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
-        let secret = expected
+        let secret = check
             .client_secret
             .ok_or_else(|| IdTokenError::UnsupportedAlgorithm(alg_name.to_owned()))?;
         check_signature(token, alg, &DecodingKey::from_secret(secret.expose().as_bytes()))?
@@ -78,8 +119,7 @@ pub(crate) fn verify(token: &str, keys: &KeySet, expected: &Expected<'_>) -> Res
             [first, ..] => check_signature(token, alg, &first.key)?,
         }
     };
-    check_claims(&claims, expected)?;
-    Ok(claims)
+    Ok((header, claims))
 }
 
 fn parse_header(token: &str) -> Result<Map<String, Value>, IdTokenError> {
@@ -93,13 +133,13 @@ fn parse_header(token: &str) -> Result<Map<String, Value>, IdTokenError> {
     serde_json::from_slice(&bytes).map_err(|_| IdTokenError::Malformed)
 }
 
-fn check_algorithm(name: &str, expected: &Expected<'_>) -> Result<Algorithm, IdTokenError> {
+fn check_algorithm(name: &str, allowed_algs: &[String]) -> Result<Algorithm, IdTokenError> {
     let unsupported = || IdTokenError::UnsupportedAlgorithm(crate::http::truncate(name, 16));
     let alg = Algorithm::from_str(name).map_err(|_| unsupported())?;
-    let advertised = if expected.allowed_algs.is_empty() {
+    let advertised = if allowed_algs.is_empty() {
         name == "RS256"
     } else {
-        expected.allowed_algs.iter().any(|a| a == name)
+        allowed_algs.iter().any(|a| a == name)
     };
     if !advertised {
         return Err(unsupported());

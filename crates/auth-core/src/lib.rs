@@ -37,6 +37,7 @@ mod error;
 mod flows;
 mod http;
 mod id_token;
+mod lifetime;
 mod params;
 mod seal;
 mod secret;
@@ -50,10 +51,11 @@ pub use client_auth::{ClientAuth, SigningAlgorithm};
 pub use config::{MIN_SECRET_LEN, ServerClientBuilder};
 pub use discovery::ProviderMetadata;
 pub use error::{
-    CallbackError, ConfigError, DiscoveryError, Error, IdTokenError, OAuthError, Result, StoreError,
-    TransportError,
+    CallbackError, ConfigError, DiscoveryError, Error, IdTokenError, LogoutTokenError, OAuthError, Result,
+    StoreError, TransportError,
 };
 pub use flows::access_token::{AccessToken, AccessTokenOptions};
+pub use flows::backchannel::{BACKCHANNEL_LOGOUT_EVENT, BackchannelLogout};
 pub use flows::callback::CallbackParams;
 pub use flows::login::{LoginOptions, LoginResult, MAX_APP_STATE_BYTES};
 pub use flows::logout::LogoutOptions;

@@ -49,6 +49,9 @@ impl fmt::Debug for TokenSet {
 pub(crate) struct Internal {
     pub(crate) sid: String,
     pub(crate) created_at: u64,
+    /// Last recorded activity (ours; absent in sessions written by other SDKs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) last_active: Option<u64>,
     #[serde(flatten)]
     pub(crate) extra: Map<String, Value>,
 }

@@ -8,6 +8,9 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use std::sync::Arc;
+
+use super::refresh::{Outcome, Refreshed, outcome_key};
 use crate::client::ServerClient;
 use crate::cookies::CookieJar;
 use crate::error::{Error, IdTokenError, Result};
@@ -123,12 +126,7 @@ impl ServerClient {
         jar: &mut dyn CookieJar,
     ) -> Result<AccessToken> {
         let c = &self.inner.config;
-        let mut session = self
-            .inner
-            .sessions
-            .get(jar)
-            .await?
-            .ok_or(Error::NotAuthenticated)?;
+        let mut session = self.load_session(jar).await?.ok_or(Error::NotAuthenticated)?;
         let audience = options
             .audience
             .or_else(|| c.authorization_params.get("audience").map(str::to_owned))
@@ -148,6 +146,8 @@ impl ServerClient {
         Ok((&set).into())
     }
 
+    /// Refreshes through the per-token coordinator (see `flows/refresh.rs`) and applies the
+    /// outcome to this caller's session.
     async fn refresh(
         &self,
         session: &mut SessionData,
@@ -156,6 +156,84 @@ impl ServerClient {
         scope: Option<&str>,
         jar: &mut dyn CookieJar,
     ) -> Result<TokenSet> {
+        let deadline = now().saturating_add(self.inner.config.token_refresh_leeway.as_secs());
+        let key = outcome_key(audience, scope);
+        let mut token = refresh_token.clone();
+        let mut outcome = None;
+        // Follow rotations: at most a few hops (one per audience refreshed concurrently).
+        for _ in 0..8 {
+            let state = self.inner.refreshes.state_for(&token);
+            let mut guard = state.lock().await;
+            let usable = match guard.outcomes.get(&key) {
+                Some(Outcome::Expired) => Some(Outcome::Expired),
+                Some(Outcome::Refreshed(r)) if r.expires_at > deadline => Some(Outcome::Refreshed(r.clone())),
+                _ => None,
+            };
+            if let Some(o) = usable {
+                outcome = Some(o);
+                break;
+            }
+            if let Some(next) = guard.rotated_to.clone() {
+                drop(guard);
+                token = next;
+                continue;
+            }
+            let fresh = self.refresh_request(&token, audience, scope).await?;
+            if let Outcome::Refreshed(r) = &fresh
+                && r.refresh_token != token
+            {
+                guard.rotated_to = Some(r.refresh_token.clone());
+            }
+            guard.outcomes.insert(key.clone(), fresh.clone());
+            outcome = Some(fresh);
+            break;
+        }
+        let refreshed = match outcome {
+            Some(Outcome::Refreshed(r)) => r,
+            Some(Outcome::Expired) => {
+                tracing::info!("refresh token rejected (invalid_grant); ending the session");
+                self.inner.sessions.delete(jar).await?;
+                return Err(Error::SessionExpired);
+            }
+            None => {
+                return Err(Error::InvalidResponse {
+                    endpoint: "token",
+                    reason: "too many refresh token rotations".into(),
+                });
+            }
+        };
+        if let Some((id_token, claims)) = &refreshed.id_token {
+            // OIDC Core 12.2: a refreshed ID token is about the same user.
+            if claims.get("sub") != session.user.get("sub") {
+                return Err(IdTokenError::MissingClaim("sub").into());
+            }
+            session.user = user_claims(claims.clone());
+            session.id_token = Some(id_token.clone());
+        }
+        session.refresh_token = Some(refreshed.refresh_token.clone());
+        let set = TokenSet {
+            audience: audience.to_owned(),
+            access_token: refreshed.access_token.clone(),
+            scope: refreshed.scope.clone(),
+            expires_at: refreshed.expires_at,
+            extra: Map::<String, Value>::new(),
+        };
+        session.token_sets.retain(|t| {
+            !(t.audience == set.audience && scopes(t.scope.as_deref()) == scopes(set.scope.as_deref()))
+        });
+        session.token_sets.push(set.clone());
+        self.write_session(session, false, jar).await?;
+        Ok(set)
+    }
+
+    /// One refresh request. `invalid_grant` is an outcome (shared with every waiter), other
+    /// failures are errors (the next waiter tries again).
+    async fn refresh_request(
+        &self,
+        refresh_token: &SecretString,
+        audience: &str,
+        scope: Option<&str>,
+    ) -> Result<Outcome> {
         let mut form = vec![
             ("grant_type".to_owned(), "refresh_token".to_owned()),
             ("refresh_token".to_owned(), refresh_token.expose().to_owned()),
@@ -169,39 +247,29 @@ impl ServerClient {
         let tokens = match self.token_request(form).await {
             Ok(t) => t,
             Err(Error::Endpoint { error, .. }) if error.error == "invalid_grant" => {
-                tracing::info!("refresh token rejected (invalid_grant); ending the session");
-                self.inner.sessions.delete(jar).await?;
-                return Err(Error::SessionExpired);
+                return Ok(Outcome::Expired);
             }
             Err(e) => return Err(e),
         };
-        if let Some(id_token) = &tokens.id_token {
-            let meta = self.metadata().await?;
-            let claims = self.validate_id_token(&meta, id_token, None).await?;
-            // OIDC Core 12.2: a refreshed ID token is about the same user.
-            if claims.get("sub") != session.user.get("sub") {
-                return Err(IdTokenError::MissingClaim("sub").into());
+        let id_token = match &tokens.id_token {
+            Some(id_token) => {
+                let meta = self.metadata().await?;
+                let claims = self.validate_id_token(&meta, id_token, None).await?;
+                super::login::verify_at_hash(&claims, id_token, tokens.access_token.expose())?;
+                Some((SecretString::new(id_token.clone()), claims))
             }
-            super::login::verify_at_hash(&claims, id_token, tokens.access_token.expose())?;
-            session.user = user_claims(claims);
-            session.id_token = Some(SecretString::new(id_token.clone()));
-        }
-        if let Some(rt) = tokens.refresh_token.clone() {
-            session.refresh_token = Some(rt);
-        }
-        let set = TokenSet {
-            audience: audience.to_owned(),
-            access_token: tokens.access_token.clone(),
-            scope: tokens.scope.clone().or_else(|| scope.map(str::to_owned)),
-            expires_at: now().saturating_add(tokens.expires_in()),
-            extra: Map::<String, Value>::new(),
+            None => None,
         };
-        session.token_sets.retain(|t| {
-            !(t.audience == set.audience && scopes(t.scope.as_deref()) == scopes(set.scope.as_deref()))
-        });
-        session.token_sets.push(set.clone());
-        self.write_session(session, jar).await?;
-        Ok(set)
+        Ok(Outcome::Refreshed(Arc::new(Refreshed {
+            access_token: tokens.access_token.clone(),
+            expires_at: now().saturating_add(tokens.expires_in()),
+            scope: tokens.scope.clone().or_else(|| scope.map(str::to_owned)),
+            refresh_token: tokens
+                .refresh_token
+                .clone()
+                .unwrap_or_else(|| refresh_token.clone()),
+            id_token,
+        })))
     }
 }
 

@@ -307,11 +307,12 @@ impl ServerClient {
             internal: Internal {
                 sid,
                 created_at: now,
+                last_active: Some(now),
                 extra: Map::new(),
             },
             extra: Map::new(),
         };
-        self.write_session(&session, jar).await?;
+        self.write_session(&session, true, jar).await?;
         tracing::debug!("interactive login completed");
         Ok(LoginResult {
             app_state: tx.app_state.clone(),

@@ -2,7 +2,9 @@
 //! callback, finds the transaction by `state`, talks to the provider and writes the session.
 
 pub(crate) mod access_token;
+pub(crate) mod backchannel;
 pub(crate) mod callback;
 pub(crate) mod login;
 pub(crate) mod logout;
+pub(crate) mod refresh;
 pub(crate) mod token;

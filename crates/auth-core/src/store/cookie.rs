@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{StateStore, TransactionStore};
+use super::{LogoutKey, StateStore, TransactionStore, WriteOptions};
 use crate::cookies::{CookieAttributes, CookieJar, read_chunked, remove_chunked, write_chunked};
 use crate::error::Result;
 use crate::seal::Sealer;
@@ -25,12 +25,32 @@ pub struct CookieStateStore {
 }
 
 impl CookieStateStore {
-    pub(crate) fn new(sealer: Arc<Sealer>, name: String, attributes: CookieAttributes) -> Self {
+    /// A store sealing with `secrets` (first seals, all open) into cookies named
+    /// `{name}_0`, `{name}_1`, … with `attributes` (`max_age` is set per write).
+    #[must_use]
+    pub fn new(secrets: &[impl AsRef<str>], name: &str, attributes: CookieAttributes) -> Self {
+        Self::with_sealer(
+            Arc::new(Sealer::with_pinned_salts(secrets, &[name])),
+            name.to_owned(),
+            attributes,
+        )
+    }
+
+    pub(crate) fn with_sealer(sealer: Arc<Sealer>, name: String, attributes: CookieAttributes) -> Self {
         Self {
             sealer,
             name,
             attributes,
         }
+    }
+}
+
+/// Cookie attributes with `Max-Age` counting down to `expires_at`.
+pub(crate) fn until(attributes: &CookieAttributes, expires_at: u64) -> CookieAttributes {
+    let secs = expires_at.saturating_sub(now()).max(1);
+    CookieAttributes {
+        max_age: Some(Duration::from_secs(secs)),
+        ..attributes.clone()
     }
 }
 
@@ -53,17 +73,26 @@ impl StateStore for CookieStateStore {
         }
     }
 
-    async fn set(&self, session: &SessionData, jar: &mut dyn CookieJar) -> Result<()> {
+    async fn set(&self, session: &SessionData, options: WriteOptions, jar: &mut dyn CookieJar) -> Result<()> {
         let json = serde_json::to_vec(session)
             .map_err(|e| crate::error::StoreError::with_source("serializing the session", e))?;
         let sealed = self.sealer.seal(&self.name, &json);
-        write_chunked(jar, &self.name, &sealed, &self.attributes);
+        write_chunked(
+            jar,
+            &self.name,
+            &sealed,
+            &until(&self.attributes, options.expires_at),
+        );
         Ok(())
     }
 
     async fn delete(&self, jar: &mut dyn CookieJar) -> Result<()> {
         remove_chunked(jar, &self.name, &self.attributes);
         Ok(())
+    }
+
+    async fn delete_by_logout(&self, _key: &LogoutKey) -> Result<Option<usize>> {
+        Ok(None)
     }
 }
 
@@ -284,6 +313,7 @@ mod tests {
             internal: Internal {
                 sid: "sid".into(),
                 created_at: 1,
+                last_active: None,
                 extra: Map::new(),
             },
             extra: Map::new(),
@@ -292,13 +322,15 @@ mod tests {
 
     #[tokio::test]
     async fn session_round_trip_chunks_and_rotation() {
-        let old = CookieStateStore::new(
+        let old = CookieStateStore::with_sealer(
             sealer(&["old-secret-0123456789abcdef-012345"]),
             "_a0_session".into(),
             CookieAttributes::default(),
         );
         let mut jar = MemoryCookieJar::default();
-        old.set(&session(9000), &mut jar).await.unwrap();
+        old.set(&session(9000), WriteOptions::new(now() + 3600, false), &mut jar)
+            .await
+            .unwrap();
         let mut jar = jar.next_request();
         let names = jar.names();
         assert!(
@@ -306,7 +338,7 @@ mod tests {
             "{names:?}"
         );
         // Rotated: the new secret first, the old one still opens.
-        let rotated = CookieStateStore::new(
+        let rotated = CookieStateStore::with_sealer(
             sealer(&[SECRET, "old-secret-0123456789abcdef-012345"]),
             "_a0_session".into(),
             CookieAttributes::default(),
@@ -314,7 +346,10 @@ mod tests {
         let s = rotated.get(&mut jar).await.unwrap().unwrap();
         assert_eq!(s, session(9000));
         // Shrinking rewrites with the new secret and removes the stale chunks.
-        rotated.set(&session(10), &mut jar).await.unwrap();
+        rotated
+            .set(&session(10), WriteOptions::new(now() + 3600, false), &mut jar)
+            .await
+            .unwrap();
         let mut jar = jar.next_request();
         assert_eq!(
             jar.names()
@@ -335,7 +370,7 @@ mod tests {
     #[tokio::test]
     async fn the_reference_vector_is_a_session() {
         let vector = "eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2Q0JDLUhTNTEyIn0..iEB0BhmzqazDtwK7y7xdiw.OWdw33f_3QrZbeD37OYfsJJPWa4YmBzjrldsThB7Sh3KxNNJF-lZgEtP-7k4bhFCw7QBV61A-GsV69Fwciq3d3sxBNi9d1bhizrqZ6brK6Vhu_8zth_vU_HzX0LWp6Mw.9aPoDaiCqZyLIjlSUtAeCilR9Aitb15JlZovk2OZffA";
-        let store = CookieStateStore::new(
+        let store = CookieStateStore::with_sealer(
             sealer(&[SECRET]),
             "_a0_session".into(),
             CookieAttributes::default(),
@@ -352,13 +387,16 @@ mod tests {
 
     #[tokio::test]
     async fn broken_cookies_are_no_session() {
-        let store = CookieStateStore::new(
+        let store = CookieStateStore::with_sealer(
             sealer(&[SECRET]),
             "_a0_session".into(),
             CookieAttributes::default(),
         );
         let mut jar = MemoryCookieJar::default();
-        store.set(&session(9000), &mut jar).await.unwrap();
+        store
+            .set(&session(9000), WriteOptions::new(now() + 3600, false), &mut jar)
+            .await
+            .unwrap();
         let good = jar.next_request();
         let cookies: Vec<(String, String)> = good
             .names()

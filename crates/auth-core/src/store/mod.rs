@@ -3,9 +3,15 @@
 //! Stores receive the request's [`CookieJar`]: the stateless cookie stores keep everything in
 //! sealed cookies; stateful stores keep a sealed id in a cookie and the data in a backend.
 
+mod backend;
 mod cookie;
+mod memory;
+mod server;
 
+pub use backend::{LogoutKey, SessionBackend, SessionKeys};
 pub use cookie::{CookieStateStore, CookieTransactionStore};
+pub use memory::MemoryBackend;
+pub use server::ServerSideStateStore;
 
 use async_trait::async_trait;
 
@@ -27,13 +33,39 @@ pub trait TransactionStore: Send + Sync + std::fmt::Debug {
     async fn delete_all(&self, jar: &mut dyn CookieJar) -> Result<()>;
 }
 
+/// How a session write should be stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriteOptions {
+    /// When the session ends (seconds since the epoch): cookie `Max-Age` and backend TTL.
+    pub expires_at: u64,
+    /// A new login: stateful stores issue a fresh session id (and drop the old record), so a
+    /// session id planted before login is never promoted (session fixation).
+    pub new_session: bool,
+}
+
+impl WriteOptions {
+    /// Options for a write.
+    #[must_use]
+    pub fn new(expires_at: u64, new_session: bool) -> Self {
+        Self {
+            expires_at,
+            new_session,
+        }
+    }
+}
+
 /// Keeps the session of the current browser.
 #[async_trait]
 pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// The session, if any. Anything unreadable counts as no session.
     async fn get(&self, jar: &mut dyn CookieJar) -> Result<Option<SessionData>>;
     /// Writes the session.
-    async fn set(&self, session: &SessionData, jar: &mut dyn CookieJar) -> Result<()>;
+    async fn set(&self, session: &SessionData, options: WriteOptions, jar: &mut dyn CookieJar) -> Result<()>;
     /// Ends the session.
     async fn delete(&self, jar: &mut dyn CookieJar) -> Result<()>;
+    /// Ends every stored session named by a back-channel logout and returns how many, or
+    /// `None` when this store cannot find sessions by key (stateless cookies: the client
+    /// then keeps a logout list instead).
+    async fn delete_by_logout(&self, key: &LogoutKey) -> Result<Option<usize>>;
 }

@@ -1,0 +1,99 @@
+//! Refresh without races.
+//!
+//! Many requests of one session may find its access token expired at once, and a browser may
+//! still send a cookie holding a refresh token that was already rotated. Replaying a rotated
+//! refresh token makes providers that detect reuse revoke the whole token family, so:
+//!
+//! - all refreshes that use one refresh token are serialised (one async lock per token);
+//! - the first does the request; the outcome is kept for a short window keyed by the *old*
+//!   refresh token and the (audience, scope) asked for, so concurrent and late callers get the
+//!   same result instead of sending the token again;
+//! - a caller that needs another audience follows the rotation and refreshes with the new
+//!   token.
+//!
+//! This is per process; instances behind a load balancer each hold their own window.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
+
+use crate::secret::SecretString;
+
+/// How long an outcome is kept for callers still holding the old refresh token.
+const WINDOW: Duration = Duration::from_secs(120);
+/// Bound on remembered refresh tokens (memory safety under load).
+const MAX_ENTRIES: usize = 50_000;
+
+/// What one refresh request produced.
+#[derive(Clone)]
+pub(crate) enum Outcome {
+    /// New tokens.
+    Refreshed(Arc<Refreshed>),
+    /// The provider answered `invalid_grant`: the session is over.
+    Expired,
+}
+
+pub(crate) struct Refreshed {
+    pub(crate) access_token: SecretString,
+    pub(crate) expires_at: u64,
+    pub(crate) scope: Option<String>,
+    /// The refresh token to keep: the rotated one, or the one used when not rotated.
+    pub(crate) refresh_token: SecretString,
+    /// A verified new ID token and its claims.
+    pub(crate) id_token: Option<(SecretString, Map<String, Value>)>,
+}
+
+#[derive(Default)]
+pub(crate) struct TokenState {
+    /// Outcomes by (audience, normalised scope).
+    pub(crate) outcomes: HashMap<(String, String), Outcome>,
+    /// The refresh token this one was rotated to, once known.
+    pub(crate) rotated_to: Option<SecretString>,
+}
+
+struct Entry {
+    state: Arc<tokio::sync::Mutex<TokenState>>,
+    created: Instant,
+}
+
+/// Per-process coordinator, one per client.
+#[derive(Default)]
+pub(crate) struct RefreshCoordinator {
+    entries: Mutex<HashMap<[u8; 32], Entry>>,
+}
+
+impl RefreshCoordinator {
+    /// The lock guarding refreshes with `refresh_token`.
+    pub(crate) fn state_for(&self, refresh_token: &SecretString) -> Arc<tokio::sync::Mutex<TokenState>> {
+        let key: [u8; 32] = Sha256::digest(refresh_token.expose().as_bytes()).into();
+        let now = Instant::now();
+        let Ok(mut map) = self.entries.lock() else {
+            // A poisoned map only loses coordination, never correctness of a single call.
+            return Arc::default();
+        };
+        if map.len() >= MAX_ENTRIES || map.len() % 64 == 0 {
+            map.retain(|_, e| now.duration_since(e.created) < WINDOW);
+        }
+        if map.len() >= MAX_ENTRIES {
+            return Arc::default();
+        }
+        map.entry(key)
+            .or_insert_with(|| Entry {
+                state: Arc::default(),
+                created: now,
+            })
+            .state
+            .clone()
+    }
+}
+
+/// The (audience, scope) key with scopes sorted so equal sets compare equal.
+pub(crate) fn outcome_key(audience: &str, scope: Option<&str>) -> (String, String) {
+    let mut s: Vec<&str> = scope.map(|s| s.split_whitespace().collect()).unwrap_or_default();
+    s.sort_unstable();
+    s.dedup();
+    (audience.to_owned(), s.join(" "))
+}

@@ -1,0 +1,147 @@
+//! [`ServerSideStateStore`]: the session lives in a [`SessionBackend`]; the browser holds
+//! only a sealed random session id.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::backend::{LogoutKey, SessionBackend, SessionKeys};
+use super::cookie::until;
+use super::{StateStore, WriteOptions};
+use crate::cookies::{CookieAttributes, CookieJar, read_chunked, remove_chunked, write_chunked};
+use crate::error::{Result, StoreError};
+use crate::seal::Sealer;
+use crate::session::SessionData;
+use crate::time::now;
+
+#[derive(Serialize, Deserialize)]
+struct Pointer {
+    id: String,
+}
+
+/// Server-side sessions: a sealed `{ "id": … }` in the session cookie, the (sealed) session
+/// document in the backend under that id, indexed by `sid` and `sub` for back-channel logout.
+///
+/// Deleting the record ends the session everywhere, even for copies of the cookie.
+#[derive(Debug, Clone)]
+pub struct ServerSideStateStore {
+    backend: Arc<dyn SessionBackend>,
+    sealer: Arc<Sealer>,
+    name: String,
+    data_salt: String,
+    attributes: CookieAttributes,
+}
+
+impl ServerSideStateStore {
+    /// A store keeping sessions in `backend`, sealing the id cookie (named `{name}_0`) and the
+    /// stored documents with `secrets` (first seals, all open).
+    #[must_use]
+    pub fn new(
+        backend: Arc<dyn SessionBackend>,
+        secrets: &[impl AsRef<str>],
+        name: &str,
+        attributes: CookieAttributes,
+    ) -> Self {
+        let sealer = Arc::new(Sealer::with_pinned_salts(
+            secrets,
+            &[name, &format!("{name}:data")],
+        ));
+        Self::with_sealer(backend, sealer, name.to_owned(), attributes)
+    }
+
+    pub(crate) fn with_sealer(
+        backend: Arc<dyn SessionBackend>,
+        sealer: Arc<Sealer>,
+        name: String,
+        attributes: CookieAttributes,
+    ) -> Self {
+        let data_salt = format!("{name}:data");
+        Self {
+            backend,
+            sealer,
+            name,
+            data_salt,
+            attributes,
+        }
+    }
+
+    fn current_id(&self, jar: &dyn CookieJar) -> Option<String> {
+        let sealed = read_chunked(jar, &self.name, 1)?;
+        let plain = self.sealer.open(&self.name, &sealed)?;
+        let p: Pointer = serde_json::from_slice(&plain).ok()?;
+        (p.id.len() == 43).then_some(p.id)
+    }
+}
+
+#[async_trait]
+impl StateStore for ServerSideStateStore {
+    async fn get(&self, jar: &mut dyn CookieJar) -> Result<Option<SessionData>> {
+        let Some(id) = self.current_id(&*jar) else {
+            return Ok(None);
+        };
+        let Some(stored) = self.backend.get(&id).await? else {
+            return Ok(None);
+        };
+        let Some(plain) = self
+            .sealer
+            .open(&self.data_salt, &String::from_utf8_lossy(&stored))
+        else {
+            tracing::warn!("stored session did not open (secret rotated away?); treating as logged out");
+            return Ok(None);
+        };
+        Ok(serde_json::from_slice(&plain).ok())
+    }
+
+    async fn set(&self, session: &SessionData, options: WriteOptions, jar: &mut dyn CookieJar) -> Result<()> {
+        let existing = self.current_id(&*jar);
+        let id = match existing {
+            Some(id) if !options.new_session => id,
+            old => {
+                if let Some(old) = old {
+                    self.backend.delete(&old).await?;
+                }
+                oauth2::CsrfToken::new_random_len(32).secret().clone()
+            }
+        };
+        let json =
+            serde_json::to_vec(session).map_err(|e| StoreError::with_source("serializing the session", e))?;
+        let sealed = self.sealer.seal(&self.data_salt, &json);
+        let keys = SessionKeys {
+            sid: session.internal.sid.clone(),
+            sub: session
+                .user
+                .get("sub")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        let ttl = Duration::from_secs(options.expires_at.saturating_sub(now()).max(1));
+        // Backend first: if it fails, the browser keeps its previous cookie and nothing points
+        // at a missing record.
+        self.backend.set(&id, sealed.as_bytes(), &keys, ttl).await?;
+        let pointer = serde_json::to_vec(&Pointer { id })
+            .map_err(|e| StoreError::with_source("serializing the session id", e))?;
+        write_chunked(
+            jar,
+            &self.name,
+            &self.sealer.seal(&self.name, &pointer),
+            &until(&self.attributes, options.expires_at),
+        );
+        Ok(())
+    }
+
+    async fn delete(&self, jar: &mut dyn CookieJar) -> Result<()> {
+        let id = self.current_id(&*jar);
+        remove_chunked(jar, &self.name, &self.attributes);
+        if let Some(id) = id {
+            self.backend.delete(&id).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_by_logout(&self, key: &LogoutKey) -> Result<Option<usize>> {
+        Ok(Some(self.backend.delete_by(key).await?))
+    }
+}

@@ -1,0 +1,591 @@
+//! A Redis [`SessionBackend`] for `auth-core`: server-side sessions, back-channel logout
+//! bookkeeping and replay guards shared by every instance of an app.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), auth_core::StoreError> {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use auth_redis::RedisBackend;
+//!
+//! // `REDIS_URL`, or redis://127.0.0.1:6379 when unset.
+//! let backend = Arc::new(RedisBackend::from_env().await?);
+//! // Or with options:
+//! let backend = RedisBackend::builder("redis://:password@redis.internal:6379/2")
+//!     .key_prefix("myapp:auth:")
+//!     .command_timeout(Duration::from_millis(500))
+//!     .connect()
+//!     .await?;
+//! # let _ = backend; Ok(()) }
+//! ```
+//!
+//! # Connection and failures
+//!
+//! One multiplexed connection per backend (clones share it), managed by `redis`'s
+//! [`ConnectionManager`]: when the connection drops, the next command triggers a reconnect
+//! (a few quick attempts with back-off), so the backend recovers by itself once Redis is back.
+//!
+//! Every operation is bounded by the command timeout (default
+//! [`DEFAULT_COMMAND_TIMEOUT`], 2 s): an unreachable, dead or hung Redis yields a
+//! [`StoreError`] within that time, never a hang or a panic. [`RedisBackend::connect`] is
+//! eager: it connects and sends `PING`, bounded by the connect timeout (default
+//! [`DEFAULT_CONNECT_TIMEOUT`], 5 s), so a wrong URL fails at start-up.
+//!
+//! [`Debug`] shows the server as `host:port/db` only; a password in the URL is never printed.
+//!
+//! # Data layout
+//!
+//! All keys start with the key prefix `{p}` (default [`DEFAULT_KEY_PREFIX`], `auth:`):
+//!
+//! | key | type | holds | expiry |
+//! |---|---|---|---|
+//! | `{p}s:{id}` | hash | `v`: the (sealed) session bytes; `sid`, `sub`: the keys it is indexed under | the session's TTL (`PEXPIRE`) |
+//! | `{p}sid:{sid}` | set | ids of the sessions with that provider session id | extended to at least the TTL of each session added, never shortened |
+//! | `{p}sub:{sub}` | set | ids of the sessions of that user | as above |
+//! | `{p}lo:sid:{sid}` | string | latest logout time (seconds since the epoch, decimal) | the TTL given when the latest time was recorded |
+//! | `{p}lo:sub:{sub}` | string | as above, for a user | as above |
+//! | `{p}once:{key}` | string | `1` | the TTL given (`SET NX PX`) |
+//!
+//! A session hash records its own `sid` and `sub` so that writing an existing id under other
+//! keys moves it between indexes, and so that an index member whose session has expired or
+//! moved is recognised as stale: such members are tolerated, and dropped when the index is
+//! used by [`delete_by`](SessionBackend::delete_by).
+//!
+//! # Atomicity
+//!
+//! Each write is one Lua script, which Redis runs atomically (no other command interleaves),
+//! so concurrent calls from many instances are safe and a lost connection never leaves a
+//! half-applied write:
+//!
+//! - `set` moves the id out of its old indexes, adds it to both new ones (extending their
+//!   TTL), then replaces the hash and sets its TTL. The value is written last, so even a
+//!   server-side error part-way (e.g. out of memory) can leave at most a stale index member,
+//!   never a session missing from its indexes.
+//! - `delete` removes the id from its indexes and deletes the hash.
+//! - `delete_by` reads the index, deletes every live session that is still indexed under that
+//!   key (removing it from its other index too), deletes the index, and returns how many
+//!   sessions it deleted.
+//! - `record_logout` keeps the greater time when a key is recorded twice (compared exactly, as
+//!   decimal strings).
+//! - `logout_time` is one `MGET`; `remember_once` is one `SET NX PX`.
+//!
+//! Because the scripts derive index keys from stored data, this backend targets a standalone
+//! Redis (or a primary behind Sentinel / a managed failover endpoint), not Redis Cluster.
+//! Works with Redis 6.2 and later (and compatible servers such as Valkey).
+//!
+//! TTLs are stored in milliseconds, rounded up, at least 1 ms.
+#![deny(missing_docs)]
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fmt;
+use std::future::Future;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use auth_core::StoreError;
+use auth_core::store::{LogoutKey, SessionBackend, SessionKeys};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, ConnectionAddr, Script};
+
+/// The environment variable [`RedisBackend::from_env`] reads.
+pub const REDIS_URL_ENV: &str = "REDIS_URL";
+/// The URL used when `REDIS_URL` is unset or empty.
+pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
+/// The default prefix of every key.
+pub const DEFAULT_KEY_PREFIX: &str = "auth:";
+/// The default bound on each operation.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// The default bound on [`RedisBackendBuilder::connect`] (connecting, then `PING`).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Attempts made to re-establish a lost connection before the waiting command fails; the
+/// next command starts a new round.
+const RECONNECT_RETRIES: usize = 2;
+const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(50);
+const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
+
+/// Longest TTL sent to Redis (about 35,000 years): keeps `now + ttl` within Redis's range and
+/// exact in Lua's doubles.
+const MAX_TTL_MS: u64 = 1 << 50;
+
+/// Replaces the session and its index entries. KEYS: session, sid index, sub index.
+/// ARGV: value, ttl ms, id, sid, sub, prefix.
+static SET_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local ttl = tonumber(ARGV[2])
+local id, sid, sub, p = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+if redis.call('TYPE', KEYS[1]).ok == 'hash' then
+  local old = redis.call('HMGET', KEYS[1], 'sid', 'sub')
+  if old[1] and old[1] ~= sid then redis.call('SREM', p .. 'sid:' .. old[1], id) end
+  if old[2] and old[2] ~= sub then redis.call('SREM', p .. 'sub:' .. old[2], id) end
+end
+for i = 2, 3 do
+  redis.call('SADD', KEYS[i], id)
+  if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'sid', sid, 'sub', sub)
+redis.call('PEXPIRE', KEYS[1], ttl)
+return 1
+",
+    )
+});
+
+/// Deletes one session and its index entries. KEYS: session. ARGV: id, prefix.
+static DELETE_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local id, p = ARGV[1], ARGV[2]
+if redis.call('TYPE', KEYS[1]).ok == 'hash' then
+  local old = redis.call('HMGET', KEYS[1], 'sid', 'sub')
+  if old[1] then redis.call('SREM', p .. 'sid:' .. old[1], id) end
+  if old[2] then redis.call('SREM', p .. 'sub:' .. old[2], id) end
+end
+return redis.call('DEL', KEYS[1])
+",
+    )
+});
+
+/// Deletes every live session still indexed under one key, then the index; returns the count.
+/// KEYS: index. ARGV: prefix, field of the index (`sid` or `sub`), the key's value.
+static DELETE_BY_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local p, field, value = ARGV[1], ARGV[2], ARGV[3]
+local other = 'sid'
+if field == 'sid' then other = 'sub' end
+local n = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local k = p .. 's:' .. id
+  if redis.call('TYPE', k).ok == 'hash' then
+    local f = redis.call('HMGET', k, field, other)
+    if f[1] == value then
+      if f[2] then redis.call('SREM', p .. other .. ':' .. f[2], id) end
+      n = n + redis.call('DEL', k)
+    end
+  end
+end
+redis.call('DEL', KEYS[1])
+return n
+",
+    )
+});
+
+/// Records a logout time, keeping the greater one. KEYS: logout key. ARGV: time, ttl ms.
+static RECORD_LOGOUT_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local cur, new = redis.call('GET', KEYS[1]), ARGV[1]
+if cur and (#cur > #new or (#cur == #new and cur > new)) then return 0 end
+redis.call('SET', KEYS[1], new, 'PX', ARGV[2])
+return 1
+",
+    )
+});
+
+/// Builds a [`RedisBackend`] with options; see [`RedisBackend::builder`].
+#[derive(Clone)]
+#[must_use]
+pub struct RedisBackendBuilder {
+    url: String,
+    key_prefix: String,
+    command_timeout: Duration,
+    connect_timeout: Duration,
+}
+
+impl fmt::Debug for RedisBackendBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let server =
+            Client::open(self.url.as_str()).map_or_else(|_| "[unparsable url]".to_owned(), |c| describe(&c));
+        f.debug_struct("RedisBackendBuilder")
+            .field("server", &server)
+            .field("key_prefix", &self.key_prefix)
+            .field("command_timeout", &self.command_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+impl RedisBackendBuilder {
+    /// Options for the server at `url` (`redis://[[user]:password@]host[:port][/db]`,
+    /// `redis+unix:///path`, or `rediss://…` with the `tls` feature).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+
+    /// Options for the server named by `REDIS_URL` (default [`DEFAULT_URL`]).
+    pub fn from_env() -> Self {
+        let url = std::env::var(REDIS_URL_ENV)
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_URL.to_owned());
+        Self::new(url)
+    }
+
+    /// Prefix of every key (default [`DEFAULT_KEY_PREFIX`]), to share a database between apps.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// Bound on each operation, including any reconnect it waits for (default
+    /// [`DEFAULT_COMMAND_TIMEOUT`]). Zero is raised to 1 ms.
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Bound on [`connect`](Self::connect) (default [`DEFAULT_CONNECT_TIMEOUT`]). Zero is
+    /// raised to 1 ms.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Connects and checks the server with `PING`.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when the URL is invalid, or the server cannot be reached or does not
+    /// answer (after at most the connect timeout).
+    pub async fn connect(self) -> Result<RedisBackend, StoreError> {
+        let client =
+            Client::open(self.url.as_str()).map_err(|e| StoreError::with_source("invalid Redis URL", e))?;
+        let server = describe(&client);
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.command_timeout))
+            .set_response_timeout(Some(self.command_timeout))
+            .set_number_of_retries(RECONNECT_RETRIES)
+            .set_min_delay(RECONNECT_MIN_DELAY)
+            .set_max_delay(RECONNECT_MAX_DELAY);
+        let connecting = async {
+            let mut conn = ConnectionManager::new_with_config(client, config).await?;
+            redis::cmd("PING").query_async::<()>(&mut conn).await?;
+            Ok::<_, redis::RedisError>(conn)
+        };
+        let conn = match tokio::time::timeout(self.connect_timeout, connecting).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                return Err(StoreError::with_source(
+                    format!("connecting to Redis at {server}"),
+                    e,
+                ));
+            }
+            Err(elapsed) => {
+                return Err(StoreError::with_source(
+                    format!(
+                        "connecting to Redis at {server}: no answer within {} ms",
+                        self.connect_timeout.as_millis()
+                    ),
+                    elapsed,
+                ));
+            }
+        };
+        Ok(RedisBackend {
+            conn,
+            prefix: self.key_prefix,
+            command_timeout: self.command_timeout,
+            server,
+        })
+    }
+}
+
+/// A [`SessionBackend`] on Redis. Cheap to clone; clones share the connection.
+///
+/// See the [crate documentation](crate) for the data layout, atomicity and failure behaviour.
+#[derive(Clone)]
+pub struct RedisBackend {
+    conn: ConnectionManager,
+    prefix: String,
+    command_timeout: Duration,
+    /// `host:port/db`, without credentials.
+    server: String,
+}
+
+impl fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("server", &self.server)
+            .field("key_prefix", &self.prefix)
+            .field("command_timeout", &self.command_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisBackend {
+    /// Connects to `url` with the default options.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisBackendBuilder::connect`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder(url).connect().await
+    }
+
+    /// Connects to the server named by `REDIS_URL` (default [`DEFAULT_URL`]) with the default
+    /// options.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisBackendBuilder::connect`].
+    pub async fn from_env() -> Result<Self, StoreError> {
+        RedisBackendBuilder::from_env().connect().await
+    }
+
+    /// Options for the server at `url`; finish with [`RedisBackendBuilder::connect`].
+    pub fn builder(url: impl Into<String>) -> RedisBackendBuilder {
+        RedisBackendBuilder::new(url)
+    }
+
+    /// The prefix of every key.
+    #[must_use]
+    pub fn key_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The bound on each operation.
+    #[must_use]
+    pub fn command_timeout(&self) -> Duration {
+        self.command_timeout
+    }
+
+    /// Checks the server with `PING` (for health checks).
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when Redis does not answer within the command timeout.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        self.run("ping", async move {
+            redis::cmd("PING").query_async::<()>(&mut conn).await
+        })
+        .await
+    }
+
+    /// Runs one operation under the command timeout, mapping failures to [`StoreError`].
+    async fn run<T>(
+        &self,
+        op: &'static str,
+        fut: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.command_timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            // The client's own response timeout (set to the same bound) may fire first.
+            Ok(Err(e)) if e.is_timeout() => Err(StoreError::with_source(
+                format!(
+                    "Redis {op} on {}: no answer within {} ms",
+                    self.server,
+                    self.command_timeout.as_millis()
+                ),
+                e,
+            )),
+            Ok(Err(e)) => Err(StoreError::with_source(
+                format!("Redis {op} on {} failed", self.server),
+                e,
+            )),
+            Err(elapsed) => Err(StoreError::with_source(
+                format!(
+                    "Redis {op} on {}: no answer within {} ms",
+                    self.server,
+                    self.command_timeout.as_millis()
+                ),
+                elapsed,
+            )),
+        }
+    }
+
+    fn session_key(&self, id: &str) -> String {
+        format!("{}s:{id}", self.prefix)
+    }
+
+    fn index_key(&self, key: &LogoutKey) -> String {
+        match key {
+            LogoutKey::Sid(sid) => format!("{}sid:{sid}", self.prefix),
+            LogoutKey::Sub(sub) => format!("{}sub:{sub}", self.prefix),
+        }
+    }
+
+    fn logout_key(&self, key: &LogoutKey) -> String {
+        match key {
+            LogoutKey::Sid(sid) => format!("{}lo:sid:{sid}", self.prefix),
+            LogoutKey::Sub(sub) => format!("{}lo:sub:{sub}", self.prefix),
+        }
+    }
+}
+
+#[async_trait]
+impl SessionBackend for RedisBackend {
+    async fn get(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.session_key(id);
+        self.run("get", async move {
+            redis::cmd("HGET")
+                .arg(&key)
+                .arg("v")
+                .query_async::<Option<Vec<u8>>>(&mut conn)
+                .await
+        })
+        .await
+    }
+
+    async fn set(&self, id: &str, value: &[u8], keys: &SessionKeys, ttl: Duration) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let mut call = SET_SCRIPT.prepare_invoke();
+        call.key(self.session_key(id))
+            .key(self.index_key(&LogoutKey::Sid(keys.sid.clone())))
+            .key(self.index_key(&LogoutKey::Sub(keys.sub.clone())))
+            .arg(value)
+            .arg(ttl_ms(ttl))
+            .arg(id)
+            .arg(&keys.sid)
+            .arg(&keys.sub)
+            .arg(&self.prefix);
+        self.run("set", async move { call.invoke_async::<()>(&mut conn).await })
+            .await
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let mut call = DELETE_SCRIPT.prepare_invoke();
+        call.key(self.session_key(id)).arg(id).arg(&self.prefix);
+        self.run("delete", async move { call.invoke_async::<()>(&mut conn).await })
+            .await
+    }
+
+    async fn delete_by(&self, key: &LogoutKey) -> Result<usize, StoreError> {
+        let mut conn = self.conn.clone();
+        let (field, value) = match key {
+            LogoutKey::Sid(sid) => ("sid", sid),
+            LogoutKey::Sub(sub) => ("sub", sub),
+        };
+        let mut call = DELETE_BY_SCRIPT.prepare_invoke();
+        call.key(self.index_key(key))
+            .arg(&self.prefix)
+            .arg(field)
+            .arg(value);
+        self.run(
+            "delete_by",
+            async move { call.invoke_async::<usize>(&mut conn).await },
+        )
+        .await
+    }
+
+    async fn record_logout(&self, key: &LogoutKey, at: u64, ttl: Duration) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let mut call = RECORD_LOGOUT_SCRIPT.prepare_invoke();
+        call.key(self.logout_key(key))
+            .arg(at.to_string())
+            .arg(ttl_ms(ttl));
+        self.run("record_logout", async move {
+            call.invoke_async::<()>(&mut conn).await
+        })
+        .await
+    }
+
+    async fn logout_time(&self, keys: &[LogoutKey]) -> Result<Option<u64>, StoreError> {
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let mut conn = self.conn.clone();
+        let names: Vec<String> = keys.iter().map(|k| self.logout_key(k)).collect();
+        let values = self
+            .run("logout_time", async move {
+                redis::cmd("MGET")
+                    .arg(&names)
+                    .query_async::<Vec<Option<String>>>(&mut conn)
+                    .await
+            })
+            .await?;
+        let mut latest = None;
+        for value in values.into_iter().flatten() {
+            let at = value.parse::<u64>().map_err(|e| {
+                StoreError::with_source(
+                    format!("Redis logout_time on {}: unreadable logout time", self.server),
+                    e,
+                )
+            })?;
+            latest = latest.max(Some(at));
+        }
+        Ok(latest)
+    }
+
+    async fn remember_once(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let name = format!("{}once:{key}", self.prefix);
+        let ttl = ttl_ms(ttl);
+        let stored = self
+            .run("remember_once", async move {
+                redis::cmd("SET")
+                    .arg(&name)
+                    .arg("1")
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl)
+                    .query_async::<Option<String>>(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(stored.is_some())
+    }
+}
+
+/// A TTL in whole milliseconds, rounded up, within `1..=MAX_TTL_MS`.
+fn ttl_ms(ttl: Duration) -> u64 {
+    let ms = ttl.as_nanos().div_ceil(1_000_000);
+    u64::try_from(ms).unwrap_or(MAX_TTL_MS).clamp(1, MAX_TTL_MS)
+}
+
+/// The server a client talks to, without credentials: `host:port/db`.
+fn describe(client: &Client) -> String {
+    let info = client.get_connection_info();
+    let db = info.redis_settings().db();
+    match info.addr() {
+        ConnectionAddr::Tcp(host, port) => format!("{host}:{port}/{db}"),
+        ConnectionAddr::TcpTls { host, port, .. } => format!("tls {host}:{port}/{db}"),
+        ConnectionAddr::Unix(path) => format!("unix {}/{db}", path.display()),
+        _ => format!("{}/{db}", info.addr()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_is_rounded_up_and_bounded() {
+        assert_eq!(ttl_ms(Duration::ZERO), 1);
+        assert_eq!(ttl_ms(Duration::from_micros(1)), 1);
+        assert_eq!(ttl_ms(Duration::from_micros(1500)), 2);
+        assert_eq!(ttl_ms(Duration::from_secs(2)), 2000);
+        assert_eq!(ttl_ms(Duration::MAX), MAX_TTL_MS);
+    }
+
+    #[test]
+    fn describe_hides_credentials() {
+        let client = Client::open("redis://user:hunter2@redis.example:6380/3").unwrap();
+        assert_eq!(describe(&client), "redis.example:6380/3");
+        let builder = RedisBackendBuilder::new("redis://:hunter2@redis.example/1");
+        let shown = format!("{builder:?}");
+        assert!(shown.contains("redis.example:6379/1"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let shown = format!("{:?}", RedisBackendBuilder::new("not a url :hunter2@"));
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn builder_defaults() {
+        let b = RedisBackendBuilder::new(DEFAULT_URL);
+        assert_eq!(b.key_prefix, "auth:");
+        assert_eq!(b.command_timeout, Duration::from_secs(2));
+        let b = b.command_timeout(Duration::ZERO).key_prefix("x:");
+        assert_eq!(b.command_timeout, Duration::from_millis(1));
+        assert_eq!(b.key_prefix, "x:");
+    }
+}
