@@ -32,6 +32,7 @@
 // Test-only routes (handled before the provider's own router):
 //   GET  /__test/requests  recorded authorization / PAR / token / revocation / end_session requests
 //   POST /__test/reset     clear the records
+//   POST /__test/sign      {"header": {...}, "claims": {...}} → a JWS signed RS256 with the provider's key
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -83,13 +84,33 @@ function randomKid(prefix) {
 
 // Fresh provider signing keys on every start. The RSA key comes first so that it
 // is the default for RS256 (the ID token signing algorithm).
+let SIGNING_KEYS = null;
 function providerSigningKeys() {
   const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
   const ec = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  return [
+  SIGNING_KEYS = [
     { ...rsa.privateKey.export({ format: 'jwk' }), kid: randomKid('rs'), use: 'sig' },
     { ...ec.privateKey.export({ format: 'jwk' }), kid: randomKid('es256'), use: 'sig', alg: 'ES256' },
   ];
+  return SIGNING_KEYS;
+}
+
+// Test-only: signs arbitrary claims RS256 with the provider's own key, so tests can craft
+// logout tokens that differ from valid ones in exactly one rule.
+function signWithProviderKey(header, claims) {
+  const jwk = SIGNING_KEYS[0];
+  const key = crypto.createPrivateKey({ key: jwk, format: 'jwk' });
+  const h = { alg: 'RS256', kid: jwk.kid, ...header };
+  const enc = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const input = `${enc(h)}.${enc(claims)}`;
+  const sig = crypto.sign('sha256', Buffer.from(input), key).toString('base64url');
+  return `${input}.${sig}`;
+}
+
+async function readJsonBody(ctx) {
+  const chunks = [];
+  for await (const c of ctx.req) chunks.push(c);
+  return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
 }
 
 // Public JWKs of the committed conf-jwt test keys. The RSA key carries no `alg`
@@ -220,6 +241,12 @@ async function testRoutes(ctx, next) {
     ctx.body = JSON.stringify(records);
     return;
   }
+  if (ctx.path === '/__test/sign' && ctx.method === 'POST') {
+    const body = await readJsonBody(ctx);
+    ctx.type = 'text';
+    ctx.body = signWithProviderKey(body.header || {}, body.claims || {});
+    return;
+  }
   if (ctx.path === '/__test/reset' && ctx.method === 'POST') {
     resetRecords();
     ctx.status = 204;
@@ -316,6 +343,13 @@ function configuration() {
   return {
     clients: clients(),
     jwks: { keys: providerSigningKeys() },
+    // The provider refuses outgoing requests to special-use addresses (SSRF protection). Our
+    // relying parties live on loopback, so back-channel logout calls must be allowed there:
+    // drop the protective dispatcher for this test-only provider.
+    fetch(url, options) {
+      const { dispatcher, ...rest } = options;
+      return globalThis.fetch(url, rest);
+    },
     cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
 
     // Auth0 puts the profile/email claims into the ID token.
@@ -447,7 +481,7 @@ async function main() {
   if (DEBUG) {
     for (const event of ['authorization.error', 'grant.error', 'end_session.error',
       'pushed_authorization_request.error', 'backchannel.error', 'revocation.error']) {
-      provider.on(event, (_ctx, err) => log(event, err?.message, err?.error_description ?? ''));
+      provider.on(event, (_ctx, err) => log(event, err?.message, err?.error_description ?? '', err?.cause?.message ?? err?.cause?.code ?? ''));
     }
   } else {
     provider.on('backchannel.error', (_ctx, err, client, uri) => log('backchannel.error', client?.clientId, uri, err?.message));

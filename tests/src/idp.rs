@@ -440,6 +440,70 @@ impl TestIdp {
         assert!(resp.status().is_success(), "POST {url}: {}", resp.status());
     }
 
+    /// RP-initiated logout at the provider as a browser would do it: opens `end_session_url`
+    /// (with `id_token_hint` etc.) with `http`, confirms the sign-out form with
+    /// `logout=yes`, and returns where the provider finally redirects (the
+    /// `post_logout_redirect_uri`, or a provider page). Back-channel logout requests to
+    /// registered clients are sent by the provider during the confirmation.
+    pub async fn end_session(&self, http: &reqwest::Client, end_session_url: &str) -> Url {
+        let url = Url::parse(end_session_url).unwrap_or_else(|e| panic!("end_session: bad URL: {e}"));
+        let page = http
+            .get(url.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let status = page.status();
+        let body = page.text().await.unwrap_or_default();
+        assert!(status.is_success(), "end_session: {status}\n{body}");
+        let form = find_post_form(&body).unwrap_or_else(|| panic!("end_session: no confirm form\n{body}"));
+        let action = url
+            .join(form.action.as_deref().unwrap_or(""))
+            .expect("form action");
+        let mut fields = form.fields;
+        fields.push(("logout".into(), "yes".into()));
+        let resp = http
+            .post(action.clone())
+            .form(&fields)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {action}: {e}"));
+        let mut next = resp;
+        for _ in 0..5 {
+            let Some(loc) = next
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+            else {
+                return next.url().clone();
+            };
+            let target = next.url().join(loc).expect("location");
+            if !self.is_on_idp(&target) {
+                return target;
+            }
+            next = http
+                .get(target.clone())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("GET {target}: {e}"));
+        }
+        next.url().clone()
+    }
+
+    /// A JWS signed RS256 with the provider's own signing key (test-only route): for logout
+    /// tokens that break exactly one rule.
+    pub async fn sign(&self, header: serde_json::Value, claims: serde_json::Value) -> String {
+        let url = format!("{}/__test/sign", self.issuer);
+        let resp = self
+            .http
+            .post(&url)
+            .json(&serde_json::json!({ "header": header, "claims": claims }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        assert!(resp.status().is_success(), "POST {url}: {}", resp.status());
+        resp.text().await.expect("signed token")
+    }
+
     fn is_on_idp(&self, url: &Url) -> bool {
         Url::parse(&self.issuer).is_ok_and(|issuer| issuer.origin() == url.origin())
     }

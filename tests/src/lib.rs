@@ -14,11 +14,17 @@
 //! # }
 //! ```
 
+pub mod app;
+pub mod browser;
 pub mod idp;
+pub mod redis;
 
+pub use crate::app::{APP_SECRET, AppConfig, TestApp, location, resolve};
+pub use crate::browser::Browser;
 pub use crate::idp::{
     API_AUDIENCE, API_SCOPES, CONF_BASIC_ID, CONF_BASIC_SECRET, CONF_JWT_ES256_KID, CONF_JWT_ID,
     CONF_JWT_RSA_KID, CONF_POST_ID, CONF_POST_SECRET, DEFAULT_POST_LOGOUT_REDIRECT_URI, DEFAULT_REDIRECT_URI,
     IdpOptions, PUBLIC_ID, Params, RAR_TYPES, Recorded, RecordedClientCall, TestIdp, conf_jwt_es256_pem,
     conf_jwt_rsa_pem,
 };
+pub use crate::redis::{TestRedis, unique_prefix};

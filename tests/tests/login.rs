@@ -590,6 +590,37 @@ async fn par_without_a_par_endpoint_is_a_configuration_error() {
     assert!(jar.response_cookies().is_empty());
 }
 
+#[tokio::test]
+async fn auth0_tenant_without_end_session_endpoint_falls_back_to_v2_logout() {
+    let idp = TestIdp::start().await;
+    let mut meta = idp.discovery().clone();
+    meta.as_object_mut().unwrap().remove("end_session_endpoint");
+    let issuer = serve_metadata(meta).await;
+    let client = ServerClient::builder()
+        .domain(&issuer)
+        .client_id(CONF_BASIC_ID)
+        .client_auth(ClientAuth::secret(CONF_BASIC_SECRET))
+        .secret(SECRET)
+        .app_base_url("http://127.0.0.1:3000")
+        .build()
+        .unwrap();
+    assert_eq!(client.auth0_domain(), Some(issuer.trim_start_matches("http://")));
+    let mut jar = MemoryCookieJar::default();
+    let url = client
+        .logout(
+            auth_core::LogoutOptions::new().return_to("http://127.0.0.1:3000/bye"),
+            &mut jar,
+        )
+        .await
+        .unwrap();
+    assert_eq!(url.path(), "/v2/logout");
+    assert_eq!(url.origin(), Url::parse(&issuer).unwrap().origin());
+    let q = query(&url);
+    assert_eq!(q["client_id"], CONF_BASIC_ID);
+    assert_eq!(q["returnTo"], "http://127.0.0.1:3000/bye");
+    assert!(!q.contains_key("id_token_hint"));
+}
+
 /// Serves `meta` as a discovery document with `issuer` set to the server's own URL.
 async fn serve_metadata(mut meta: serde_json::Value) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -612,4 +643,151 @@ async fn serve_metadata(mut meta: serde_json::Value) -> String {
         }
     });
     issuer
+}
+
+#[tokio::test]
+async fn access_token_refresh_rotates_and_updates_the_session() {
+    let idp = TestIdp::start().await;
+    let client = basic(&idp);
+    let (_, mut jar) = full_login(&idp, &client, LoginOptions::new()).await;
+    let before = client
+        .get_session_with_refresh_token(&mut jar)
+        .await
+        .unwrap()
+        .unwrap();
+    let held = client
+        .get_access_token(auth_core::AccessTokenOptions::new(), &mut jar)
+        .await
+        .unwrap();
+    assert_eq!(
+        held.token.expose(),
+        before.token_sets()[0].access_token.expose(),
+        "valid token served from the session"
+    );
+    assert!(
+        jar.response_cookies().is_empty(),
+        "nothing rewritten when nothing changed"
+    );
+
+    let stale_copy = jar.clone();
+    let fresh = client
+        .get_access_token(auth_core::AccessTokenOptions::new().force_refresh(true), &mut jar)
+        .await
+        .unwrap();
+    assert_ne!(fresh.token.expose(), held.token.expose());
+    let mut next = jar.next_request();
+    let after = client
+        .get_session_with_refresh_token(&mut next)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(
+        after.refresh_token(),
+        before.refresh_token(),
+        "rotated refresh token persisted"
+    );
+    assert_eq!(after.token_sets().len(), 1, "replaced, not duplicated");
+    assert_eq!(after.token_sets()[0].access_token.expose(), fresh.token.expose());
+    let rec = idp.requests().await;
+    let refresh = rec
+        .token
+        .iter()
+        .find(|t| t.params["grant_type"] == "refresh_token")
+        .unwrap();
+    assert_eq!(refresh.auth_header.as_deref(), Some("Basic"));
+    assert!(
+        !refresh.params.contains_key("audience"),
+        "default audience sends none"
+    );
+
+    // A request still carrying the old cookie (the rotated-away refresh token) gets the same
+    // new token instead of replaying the old refresh token at the IdP.
+    let mut stale = stale_copy;
+    let again = client
+        .get_access_token(
+            auth_core::AccessTokenOptions::new().force_refresh(true),
+            &mut stale,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.token.expose(), fresh.token.expose());
+    let after_stale = client
+        .get_session_with_refresh_token(&mut stale.next_request())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        after_stale.refresh_token(),
+        after.refresh_token(),
+        "the stale cookie is upgraded"
+    );
+    let rec = idp.requests().await;
+    assert_eq!(
+        rec.token
+            .iter()
+            .filter(|t| t.params["grant_type"] == "refresh_token")
+            .count(),
+        1
+    );
+
+    // A genuinely new refresh uses the rotated token and works.
+    let third = client
+        .get_access_token(
+            auth_core::AccessTokenOptions::new().force_refresh(true),
+            &mut next,
+        )
+        .await
+        .unwrap();
+    assert_ne!(third.token.expose(), fresh.token.expose());
+}
+
+#[tokio::test]
+async fn logout_builds_the_rp_initiated_logout_url_and_clears_everything() {
+    let idp = TestIdp::start().await;
+    let client = builder(&idp, CONF_BASIC_ID, ClientAuth::secret(CONF_BASIC_SECRET))
+        .app_base_url("http://127.0.0.1:3000")
+        .build()
+        .unwrap();
+    let (_, mut jar) = full_login(&idp, &client, LoginOptions::new()).await;
+    let id_token = client
+        .get_session(&mut jar)
+        .await
+        .unwrap()
+        .unwrap()
+        .id_token()
+        .unwrap()
+        .to_owned();
+    // A login in flight too.
+    client
+        .start_interactive_login(LoginOptions::new(), &mut jar)
+        .await
+        .unwrap();
+    let mut jar = jar.next_request();
+    let url = client
+        .logout(auth_core::LogoutOptions::new(), &mut jar)
+        .await
+        .unwrap();
+    assert!(url.as_str().starts_with(idp.end_session_endpoint()));
+    let q = query(&url);
+    assert_eq!(q["id_token_hint"], id_token);
+    assert_eq!(q["post_logout_redirect_uri"], "http://127.0.0.1:3000/");
+    assert_eq!(q["client_id"], CONF_BASIC_ID);
+    let removed: Vec<_> = jar
+        .response_cookies()
+        .into_iter()
+        .filter(|c| c.removed)
+        .map(|c| c.name)
+        .collect();
+    assert!(removed.iter().any(|n| n == "_a0_session_0"));
+    assert!(removed.iter().any(|n| n.starts_with("_a0_tx_")));
+    assert!(
+        jar.next_request().names().is_empty(),
+        "no auth cookie survives: {:?}",
+        jar.next_request().names()
+    );
+    let err = client
+        .logout(auth_core::LogoutOptions::new().return_to("/relative"), &mut jar)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_parameter");
 }

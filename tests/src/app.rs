@@ -1,0 +1,155 @@
+//! The quickstart app on a real loopback listener, wired to a fresh test IdP.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use auth_axum::{AuthOptions, AuthState};
+use auth_core::{AuthorizationParams, ClientAuth, ServerClient, ServerClientBuilder};
+use reqwest::header::LOCATION;
+use url::Url;
+
+use crate::idp::{CONF_BASIC_ID, CONF_BASIC_SECRET, IdpOptions, TestIdp};
+
+/// Cookie secret used by test apps.
+pub const APP_SECRET: &str = "app-test-cookie-secret-0123456789abcdef";
+
+/// A running app plus the IdP it trusts.
+pub struct TestApp {
+    /// The provider.
+    pub idp: TestIdp,
+    /// `http://127.0.0.1:<port>`, no trailing slash.
+    pub base: String,
+    /// The auth state the app was built with.
+    pub auth: AuthState,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for TestApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestApp")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// How to build the app under test.
+pub struct AppConfig {
+    /// Adjusts the client builder (issuer, client id/auth, secret and base URL are preset).
+    pub client: Box<dyn FnOnce(ServerClientBuilder) -> ServerClientBuilder + Send>,
+    /// Integration options.
+    pub options: AuthOptions,
+    /// Builds the router from the state; defaults to the quickstart.
+    pub router: Box<dyn FnOnce(&AuthState) -> axum::Router + Send>,
+    /// Extra IdP options (redirect URIs for the app are added automatically).
+    pub idp: IdpOptions,
+    /// Register the app's `/auth/backchannel-logout` with the IdP (for `conf-basic`).
+    pub backchannel: bool,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            client: Box::new(|b| b),
+            options: AuthOptions::new(),
+            router: Box::new(auth_examples::quickstart::app),
+            idp: IdpOptions::default(),
+            backchannel: false,
+        }
+    }
+}
+
+impl TestApp {
+    /// The quickstart against a new IdP, as the `conf-basic` client.
+    pub async fn start() -> TestApp {
+        Self::start_with(AppConfig::default()).await
+    }
+
+    /// A configured app against a new IdP.
+    pub async fn start_with(config: AppConfig) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind app listener");
+        let addr: SocketAddr = listener.local_addr().expect("local addr");
+        let base = format!("http://{addr}");
+        let mut idp_opts = config.idp;
+        idp_opts.redirect_uris.push(format!("{base}/auth/callback"));
+        idp_opts.post_logout_redirect_uris.push(format!("{base}/"));
+        if config.backchannel {
+            idp_opts.backchannel_logout_uri = Some(format!("{base}/auth/backchannel-logout"));
+        }
+        let idp = TestIdp::start_with(idp_opts).await;
+        let builder = ServerClient::builder()
+            .issuer(idp.issuer())
+            .client_id(CONF_BASIC_ID)
+            .client_auth(ClientAuth::secret(CONF_BASIC_SECRET))
+            .secret(APP_SECRET)
+            .app_base_url(&base)
+            .authorization_params(AuthorizationParams::new());
+        let client = (config.client)(builder).build().expect("client config");
+        let auth = AuthState::new(client, config.options).expect("auth state");
+        let app = (config.router)(&auth);
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        TestApp {
+            idp,
+            base,
+            auth,
+            server,
+        }
+    }
+
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A fresh cookie-keeping client that does not follow redirects.
+    pub fn browser() -> reqwest::Client {
+        TestIdp::browser()
+    }
+
+    /// Logs `user` in through `/auth/login?{query}` with `http`: follows the app's redirect to the
+    /// IdP, the IdP's forms, and the callback. Returns the callback's response (normally a 302
+    /// to `returnTo`).
+    pub async fn login(&self, http: &reqwest::Client, query: &str, user: &str) -> reqwest::Response {
+        let start = http
+            .get(self.url(&format!("/auth/login?{query}")))
+            .send()
+            .await
+            .expect("GET /auth/login");
+        assert_eq!(start.status(), 302, "login start: {:?}", start.text().await);
+        let authorize = location(&start);
+        let callback = self.idp.login_with(http, &authorize, user).await;
+        assert!(
+            callback.as_str().starts_with(&self.base),
+            "IdP sent us to {callback}"
+        );
+        http.get(callback.as_str()).send().await.expect("GET callback")
+    }
+}
+
+/// The `Location` header of a response.
+pub fn location(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("no Location header (status {})", resp.status()))
+        .to_owned()
+}
+
+/// Parses a Location that may be relative to `base`.
+pub fn resolve(base: &str, location: &str) -> Url {
+    Url::parse(base)
+        .and_then(|b| b.join(location))
+        .expect("resolvable location")
+}
+
+/// Request timeout used by helpers.
+pub const TIMEOUT: Duration = Duration::from_secs(20);

@@ -1,0 +1,304 @@
+//! A Redis server for tests: [`TestRedis`].
+//!
+//! [`TestRedis::start`] uses the server named by `REDIS_URL` when it is set (`.ci/run` starts
+//! one for the whole run), and otherwise spawns its own `redis-server` on a free loopback port
+//! (no persistence), waiting until it answers. [`TestRedis::spawn`] always spawns a
+//! dedicated server, for tests that kill and restart it.
+//!
+//! A spawned server is killed when its [`TestRedis`] is dropped, and also when this process
+//! goes away: it runs under a small `bash` guard that kills it once the guard's stdin (a pipe
+//! from this process) closes.
+//!
+//! Tests that share one server keep apart by key prefix: [`unique_prefix`].
+//!
+//! `redis-server` comes from Debian's `redis-server` package (`.ci/run` installs it). When
+//! it is missing and `REDIS_URL` is unset, the fixture panics: Redis tests never skip.
+
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long a spawned server may take to come up.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Ports tried when a freshly chosen port is taken before the server binds it.
+const SPAWN_ATTEMPTS: usize = 5;
+
+/// Runs `redis-server "$@"` and SIGKILLs it when stdin reaches EOF (the owner closed the pipe
+/// or died). Exits with the server's status when the server exits by itself.
+const GUARD_SCRIPT: &str = r#"
+exec 3<&0
+redis-server "$@" </dev/null &
+pid=$!
+{ cat <&3 >/dev/null; kill -9 "$pid" 2>/dev/null; } &
+exec 2>/dev/null  # no "Killed" job notice
+wait "$pid"
+"#;
+
+const INSTALL_HINT: &str = "the Redis tests need `redis-server` (Debian: `apt-get install -y redis-server`, \
+     which .ci/run does) or REDIS_URL naming a running server";
+
+/// A Redis server for one test (or the shared one named by `REDIS_URL`).
+#[derive(Debug)]
+pub struct TestRedis {
+    url: String,
+    server: Option<Server>,
+}
+
+#[derive(Debug)]
+struct Server {
+    port: u16,
+    guard: Option<Child>,
+}
+
+impl TestRedis {
+    /// The server named by `REDIS_URL`, or a new `redis-server` of this test's own.
+    ///
+    /// # Panics
+    ///
+    /// When `REDIS_URL` is unset and `redis-server` cannot be started.
+    pub async fn start() -> Self {
+        match std::env::var("REDIS_URL") {
+            Ok(url) if !url.trim().is_empty() => Self { url, server: None },
+            _ => Self::spawn().await,
+        }
+    }
+
+    /// A new `redis-server` of this test's own on a free loopback port, even when
+    /// `REDIS_URL` is set.
+    ///
+    /// # Panics
+    ///
+    /// When `redis-server` is not installed or does not come up within 10 s.
+    pub async fn spawn() -> Self {
+        check_installed();
+        for _ in 0..SPAWN_ATTEMPTS {
+            let port = free_port();
+            let mut server = Server { port, guard: None };
+            if server.launch().await {
+                return Self {
+                    url: format!("redis://127.0.0.1:{port}"),
+                    server: Some(server),
+                };
+            }
+        }
+        panic!("redis-server did not start after {SPAWN_ATTEMPTS} attempts (ports taken?)");
+    }
+
+    /// The server's URL (`redis://…`).
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The port of a spawned server; `None` for the `REDIS_URL` one.
+    #[must_use]
+    pub fn port(&self) -> Option<u16> {
+        self.server.as_ref().map(|s| s.port)
+    }
+
+    /// Kills the spawned server (SIGKILL) and waits until it is gone.
+    ///
+    /// # Panics
+    ///
+    /// For the shared `REDIS_URL` server, which this fixture does not own.
+    pub fn kill(&mut self) {
+        self.owned().stop();
+    }
+
+    /// Starts the spawned server again on the same port (empty: nothing is persisted).
+    ///
+    /// # Panics
+    ///
+    /// For the shared `REDIS_URL` server, or when the server does not come back within 10 s.
+    pub async fn restart(&mut self) {
+        let server = self.owned();
+        server.stop();
+        assert!(
+            server.launch().await,
+            "redis-server did not restart on port {}",
+            server.port
+        );
+    }
+
+    /// Deletes every key that starts with `prefix` (which must hold no glob characters);
+    /// returns how many.
+    ///
+    /// # Panics
+    ///
+    /// When the server cannot be reached.
+    pub async fn flush_prefix(&self, prefix: &str) -> usize {
+        let client = ::redis::Client::open(self.url.as_str()).expect("Redis URL");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to Redis");
+        let mut cursor = 0_u64;
+        let mut deleted = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = ::redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{prefix}*"))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .expect("SCAN");
+            if !keys.is_empty() {
+                deleted += ::redis::cmd("DEL")
+                    .arg(&keys)
+                    .query_async::<usize>(&mut conn)
+                    .await
+                    .expect("DEL");
+            }
+            if next == 0 {
+                return deleted;
+            }
+            cursor = next;
+        }
+    }
+
+    fn owned(&mut self) -> &mut Server {
+        self.server
+            .as_mut()
+            .expect("the REDIS_URL server is shared; use TestRedis::spawn for a server of your own")
+    }
+}
+
+impl Server {
+    /// Starts `redis-server` on `self.port`; `false` when it exits before answering (port
+    /// taken).
+    async fn launch(&mut self) -> bool {
+        let port = self.port.to_string();
+        let dir = std::env::temp_dir();
+        // Names this server, so that one of another test that won the same port is not
+        // mistaken for it (nothing is ever saved to this file).
+        let tag = format!("test-redis-{:016x}.rdb", rand::random::<u64>());
+        let guard = Command::new("bash")
+            .arg("-c")
+            .arg(GUARD_SCRIPT)
+            .arg("redis-guard")
+            .args([
+                "--port",
+                &port,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--daemonize", "no", "--loglevel", "warning", "--logfile", ""])
+            .args(["--dbfilename", &tag])
+            .arg("--dir")
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning bash for redis-server: {e}; {INSTALL_HINT}"));
+        self.guard = Some(guard);
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if answers(self.port, &tag).await {
+                return true;
+            }
+            let exited = self
+                .guard
+                .as_mut()
+                .is_some_and(|g| g.try_wait().ok().flatten().is_some());
+            if exited {
+                self.stop();
+                return false;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {} did not come up within {STARTUP_TIMEOUT:?}",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Kills the server and reaps its guard.
+    fn stop(&mut self) {
+        let Some(mut guard) = self.guard.take() else {
+            return;
+        };
+        // Closing the guard's stdin makes it SIGKILL the server and exit.
+        drop(guard.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = guard.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = guard.kill();
+        let _ = guard.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A random key prefix (`t:<hex>:`), so tests sharing a server never see each other's keys.
+#[must_use]
+pub fn unique_prefix() -> String {
+    format!("t:{:016x}:", rand::random::<u64>())
+}
+
+/// Whether the Redis server on `127.0.0.1:port` is up and is the one named `tag` (its
+/// `dbfilename`).
+async fn answers(port: u16, tag: &str) -> bool {
+    let attempt = async {
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await.ok()?;
+        stream.write_all(b"CONFIG GET dbfilename\r\n").await.ok()?;
+        let mut reply = Vec::new();
+        let mut buf = [0_u8; 256];
+        while reply.len() < 4096 {
+            let n = stream.read(&mut buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            reply.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&reply).contains(tag) {
+                return Some(());
+            }
+        }
+        None
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_millis(500), attempt).await,
+        Ok(Some(()))
+    )
+}
+
+fn check_installed() {
+    match Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(status) if status.success() => {}
+        Ok(status) => panic!("`redis-server --version` failed ({status}); {INSTALL_HINT}"),
+        Err(e) if e.kind() == ErrorKind::NotFound => panic!("redis-server not found; {INSTALL_HINT}"),
+        Err(e) => panic!("running redis-server: {e}; {INSTALL_HINT}"),
+    }
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding a loopback port")
+}
