@@ -57,7 +57,8 @@ pub const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1:1/callback";
 pub const DEFAULT_POST_LOGOUT_REDIRECT_URI: &str = "http://127.0.0.1:3000/";
 
 /// How long [`TestIdp::start`] waits for the provider to report that it listens.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+// Generous: on a loaded 2-core CI machine several providers may start at once.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long an `npm ci` may take before the fixture gives up.
 const NPM_TIMEOUT: Duration = Duration::from_secs(600);
 /// A lock directory older than this is taken to be left over from a crashed process.

@@ -287,3 +287,76 @@ mod future {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use auth_core::{ClientAuth, ServerClient};
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use http::{HeaderValue, Request};
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    fn state(trust: bool) -> AuthState {
+        let client = ServerClient::builder()
+            .issuer("https://idp.example.com/")
+            .client_id("c")
+            .client_auth(ClientAuth::none())
+            .secret("0123456789abcdef0123456789abcdef")
+            .app_base_url("https://app.example.com")
+            .build()
+            .unwrap();
+        AuthState::new(client, AuthOptions::new().trust_proxy_headers(trust)).unwrap()
+    }
+
+    #[test]
+    fn forwarded_headers_only_when_trusted() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-host", HeaderValue::from_static("evil.example"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        assert_eq!(state(false).public_base(&h).as_str(), "https://app.example.com/");
+        assert_eq!(state(true).public_base(&h).as_str(), "http://evil.example/");
+        let mut bad = HeaderMap::new();
+        bad.insert("x-forwarded-host", HeaderValue::from_static("a.example/path?x"));
+        assert_eq!(state(true).public_base(&bad).as_str(), "https://app.example.com/");
+        assert_eq!(
+            state(true).public_base(&HeaderMap::new()).as_str(),
+            "https://app.example.com/"
+        );
+    }
+
+    #[tokio::test]
+    async fn cookie_headers_are_marked_sensitive() {
+        let auth = state(false);
+        let app: Router = Router::new()
+            .route(
+                "/",
+                get(|req: Request<Body>| async move {
+                    let sensitive = req.headers().get(COOKIE).is_some_and(HeaderValue::is_sensitive);
+                    let cookies = req.extensions().get::<tower_cookies::Cookies>().cloned().unwrap();
+                    cookies.add(tower_cookies::Cookie::new("x", "1"));
+                    sensitive.to_string()
+                }),
+            )
+            .layer(auth.layer());
+        let resp = app
+            .oneshot(
+                Request::get("/")
+                    .header(COOKIE, "a=b")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let set_cookie = resp.headers().get(SET_COOKIE).unwrap();
+        assert!(set_cookie.is_sensitive());
+        let body = axum::body::to_bytes(resp.into_body(), 64).await.unwrap();
+        assert_eq!(
+            &body[..],
+            b"true",
+            "the request's Cookie header was marked sensitive"
+        );
+    }
+}
