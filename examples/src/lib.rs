@@ -2,5 +2,6 @@
 //! binaries in `src/bin/` serve.
 #![deny(missing_docs)]
 
+pub mod connected_accounts;
 pub mod quickstart;
 pub mod serve;

@@ -17,15 +17,17 @@ use serde_json::{Value, json};
 
 /// The app, for a given auth state.
 pub fn app(auth: &AuthState) -> Router {
+    routes().merge(auth.router()).layer(auth.layer())
+}
+
+/// The quickstart's own routes (`/`, `/profile`, `/token`), without the auth router and layer,
+/// so other examples can extend them.
+pub fn routes() -> Router {
     let protected = Router::new()
         .route("/profile", get(profile))
         .route("/token", get(token))
         .route_layer(RequireAuth::new());
-    Router::new()
-        .route("/", get(home))
-        .merge(protected)
-        .merge(auth.router())
-        .layer(auth.layer())
+    Router::new().route("/", get(home)).merge(protected)
 }
 
 async fn home(session: Option<Session>) -> Html<String> {

@@ -85,6 +85,7 @@ fn status_of(e: &Error) -> StatusCode {
             StatusCode::UNAUTHORIZED
         }
         Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::MyAccount(p) if (400..500).contains(&p.status) => StatusCode::BAD_REQUEST,
         Error::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_GATEWAY,
     }
@@ -104,6 +105,7 @@ fn public_message(e: &Error) -> &'static str {
         Error::SessionExpired => "Your session has expired. Please log in again.",
         Error::MissingRefreshToken => "A new access token is needed; please log in again.",
         Error::Store(_) => "Session storage is temporarily unavailable.",
+        Error::MyAccount(_) => "The account service refused the request.",
         Error::Config(_) => "The server's login configuration is incomplete.",
         _ => "The identity provider could not be reached or answered unexpectedly.",
     }

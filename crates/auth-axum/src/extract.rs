@@ -3,7 +3,7 @@
 //! The session is decoded at most once per request: the first extractor or `RequireAuth` to
 //! need it stores the result in the request extensions, later ones reuse it.
 
-use auth_core::{AccessToken, AccessTokenOptions, UserClaims};
+use auth_core::{AccessToken, AccessTokenOptions, ConnectionTokenOptions, UserClaims};
 use axum::extract::{FromRequestParts, OptionalFromRequestParts, OriginalUri};
 use axum::response::{IntoResponse, Response};
 use http::header::{CACHE_CONTROL, HeaderValue, LOCATION, WWW_AUTHENTICATE};
@@ -70,6 +70,32 @@ impl Session {
             .get_access_token(options, &mut jar)
             .await
             .map_err(AuthError::new)
+    }
+}
+
+impl Session {
+    /// A Token Vault access token for a third-party connection (e.g. `google-oauth2`), cached
+    /// in the session until it expires.
+    ///
+    /// # Errors
+    /// [`AuthError`] wrapping the core error (`missing_refresh_token`, …).
+    pub async fn access_token_for_connection(
+        &self,
+        options: ConnectionTokenOptions,
+    ) -> Result<AccessToken, AuthError> {
+        let mut jar = AxumCookieJar(self.cookies.clone());
+        self.state
+            .client()
+            .get_access_token_for_connection(options, &mut jar)
+            .await
+            .map_err(AuthError::new)
+    }
+
+    /// The login client, for the flows the extractor does not wrap (connected accounts, …),
+    /// with this request's cookie jar.
+    #[must_use]
+    pub fn client_and_jar(&self) -> (&auth_core::ServerClient, AxumCookieJar) {
+        (self.state.client(), AxumCookieJar(self.cookies.clone()))
     }
 }
 

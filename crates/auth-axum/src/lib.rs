@@ -48,3 +48,13 @@ pub use state::{AuthLayer, AuthOptions, AuthService, AuthState, Unauthenticated}
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
+
+/// Hooks for this workspace's fuzz targets and benchmarks; no stability promise.
+#[doc(hidden)]
+pub mod internal {
+    /// The `returnTo` sanitizer: a safe same-origin relative path, or `None`.
+    #[must_use]
+    pub fn sanitize_return_to(value: &str) -> Option<String> {
+        crate::return_to::sanitize(value)
+    }
+}

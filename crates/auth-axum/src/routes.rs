@@ -8,13 +8,20 @@
 //! | `POST {base}/backchannel-logout` | OIDC back-channel logout: ends the sessions a valid logout token names |
 //! | `GET {base}/profile` | the user's claims as JSON, `401` without a session |
 //! | `GET {base}/access-token` | opt-in: the access token as JSON |
+//! | `GET {base}/link` | Auth0 user linking: `connection`, `connectionScope`, `returnTo` |
+//! | `GET {base}/unlink` | Auth0 user unlinking: `connection`, `returnTo` |
+//! | `GET {base}/connect` | Connected Accounts: `connection`, `scopes`, `returnTo` |
+//!
+//! `link`, `unlink` and `connect` need a session and answer like a protected route without
+//! one. The callback completes whichever flow its `state` belongs to.
 
 use auth_core::{
-    AccessTokenOptions, AuthorizationParams, CallbackParams, Error, LoginOptions, LogoutOptions,
+    AccessTokenOptions, AuthorizationParams, CallbackParams, ConnectAccountOptions, Error, LinkOptions,
+    LoginOptions, LogoutOptions, UnlinkOptions,
 };
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{OriginalUri, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
@@ -54,7 +61,10 @@ impl AuthState {
             )
             .route(&format!("{base}/logout"), get(logout))
             .route(&format!("{base}/backchannel-logout"), post(backchannel_logout))
-            .route(&format!("{base}/profile"), get(profile));
+            .route(&format!("{base}/profile"), get(profile))
+            .route(&format!("{base}/link"), get(link))
+            .route(&format!("{base}/unlink"), get(unlink))
+            .route(&format!("{base}/connect"), get(connect));
         if self.inner.options.access_token_route {
             router = router.route(&format!("{base}/access-token"), get(access_token));
         }
@@ -153,14 +163,13 @@ async fn complete(
 ) -> Response {
     let mut jar = AxumCookieJar(cookies);
     let result = match params {
-        Ok(p) => auth.client().complete_interactive_login_with(&p, &mut jar).await,
+        Ok(p) => auth.client().complete_callback(&p, &mut jar).await,
         Err(e) => Err(e),
     };
     match result {
         Ok(done) => {
             let target = done
-                .app_state
-                .as_ref()
+                .app_state()
                 .and_then(|s| s.get("returnTo"))
                 .and_then(Value::as_str)
                 .and_then(sanitize)
@@ -168,6 +177,143 @@ async fn complete(
             redirect(&target)
         }
         Err(e) => AuthError::for_request(e, headers).into_response(),
+    }
+}
+
+/// Without a session, the account routes answer like a protected route.
+async fn require_session(
+    auth: &AuthState,
+    cookies: &Cookies,
+    headers: &HeaderMap,
+    uri: &http::Uri,
+) -> Option<Response> {
+    let mut jar = AxumCookieJar(cookies.clone());
+    match auth.client().get_session(&mut jar).await {
+        Ok(Some(_)) => None,
+        Ok(None) if crate::error::wants_html(headers) => {
+            Some(redirect(&crate::extract::login_location(auth, uri)))
+        }
+        Ok(None) => Some(unauthorized()),
+        Err(e) => Some(AuthError::for_request(e, headers).into_response()),
+    }
+}
+
+fn return_to_state(auth: &AuthState, params: &[(String, String)]) -> Value {
+    let back = param(params, "returnTo")
+        .and_then(sanitize)
+        .unwrap_or_else(|| auth.options().default_return_to.clone());
+    json!({ "returnTo": back })
+}
+
+async fn link(
+    State(auth): State<AuthState>,
+    cookies: Cookies,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Some(r) = require_session(&auth, &cookies, &headers, &uri.0).await {
+        return r;
+    }
+    let params = match unique_params(query.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return AuthError::for_request(e, &headers).into_response(),
+    };
+    let Some(connection) = param(&params, "connection") else {
+        return AuthError::for_request(
+            Error::InvalidParameter("`connection` is required".into()),
+            &headers,
+        )
+        .into_response();
+    };
+    let mut options = LinkOptions::new(connection).app_state(return_to_state(&auth, &params));
+    if let Some(scope) = param(&params, "connectionScope") {
+        options = options.connection_scope(scope);
+    }
+    let mut jar = AxumCookieJar(cookies);
+    match auth.client().start_link_user(options, &mut jar).await {
+        Ok(url) => redirect(url.as_str()),
+        Err(e) => AuthError::for_request(e, &headers).into_response(),
+    }
+}
+
+async fn unlink(
+    State(auth): State<AuthState>,
+    cookies: Cookies,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Some(r) = require_session(&auth, &cookies, &headers, &uri.0).await {
+        return r;
+    }
+    let params = match unique_params(query.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return AuthError::for_request(e, &headers).into_response(),
+    };
+    let Some(connection) = param(&params, "connection") else {
+        return AuthError::for_request(
+            Error::InvalidParameter("`connection` is required".into()),
+            &headers,
+        )
+        .into_response();
+    };
+    let options = UnlinkOptions::new(connection).app_state(return_to_state(&auth, &params));
+    let mut jar = AxumCookieJar(cookies);
+    match auth.client().start_unlink_user(options, &mut jar).await {
+        Ok(url) => redirect(url.as_str()),
+        Err(e) => AuthError::for_request(e, &headers).into_response(),
+    }
+}
+
+async fn connect(
+    State(auth): State<AuthState>,
+    cookies: Cookies,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Some(r) = require_session(&auth, &cookies, &headers, &uri.0).await {
+        return r;
+    }
+    // `scopes` may repeat (`scopes=a&scopes=b`) or be space/comma separated; nothing else may.
+    let raw = query.unwrap_or_default();
+    let mut scopes: Vec<String> = Vec::new();
+    let mut rest: Vec<(String, String)> = Vec::new();
+    if raw.len() > MAX_QUERY {
+        return AuthError::for_request(
+            Error::InvalidParameter("the query string is too long".into()),
+            &headers,
+        )
+        .into_response();
+    }
+    for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+        if k == "scopes" {
+            scopes.extend(v.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned));
+        } else if rest.iter().any(|(n, _)| *n == k) {
+            return AuthError::for_request(
+                Error::InvalidParameter("a query parameter appears more than once".into()),
+                &headers,
+            )
+            .into_response();
+        } else {
+            rest.push((k.into_owned(), v.into_owned()));
+        }
+    }
+    let Some(connection) = param(&rest, "connection") else {
+        return AuthError::for_request(
+            Error::InvalidParameter("`connection` is required".into()),
+            &headers,
+        )
+        .into_response();
+    };
+    let options = ConnectAccountOptions::new(connection)
+        .scopes(scopes)
+        .app_state(return_to_state(&auth, &rest));
+    let mut jar = AxumCookieJar(cookies);
+    match auth.client().start_connect_account(options, &mut jar).await {
+        Ok(url) => redirect(url.as_str()),
+        Err(e) => AuthError::for_request(e, &headers).into_response(),
     }
 }
 

@@ -85,6 +85,7 @@ pub struct ServerClientBuilder {
     authorization_params: AuthorizationParams,
     pushed_authorization_requests: bool,
     http_client: Option<reqwest::Client>,
+    extra_roots_pem: Option<Vec<u8>>,
     connect_timeout: Duration,
     request_timeout: Duration,
     metadata_ttl: Duration,
@@ -115,6 +116,7 @@ impl Default for ServerClientBuilder {
             authorization_params: AuthorizationParams::new(),
             pushed_authorization_requests: false,
             http_client: None,
+            extra_roots_pem: None,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(15),
             metadata_ttl: Duration::from_secs(600),
@@ -199,6 +201,14 @@ impl ServerClientBuilder {
     /// have timeouts; the timeouts set on this builder are then ignored.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
+        self
+    }
+
+    /// Trust these PEM certificates in addition to the system's roots when talking to the
+    /// provider (a corporate TLS proxy, a private CA). `from_env()` reads them from the file
+    /// named by `SSL_CERT_FILE`.
+    pub fn extra_root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.extra_roots_pem = Some(pem.into());
         self
     }
 
@@ -376,6 +386,13 @@ impl ServerClientBuilder {
         if let Some(scope) = get("AUTH0_SCOPE") {
             params = params.scope(scope);
         }
+        if let Some(path) = get("SSL_CERT_FILE") {
+            let pem = std::fs::read(&path).map_err(|e| ConfigError::Invalid {
+                name: "SSL_CERT_FILE",
+                reason: format!("cannot read `{path}`: {e}"),
+            })?;
+            b = b.extra_root_certificates_pem(pem);
+        }
         Ok(b.authorization_params(params))
     }
 
@@ -493,16 +510,29 @@ impl ServerClientBuilder {
         });
         let http = match self.http_client {
             Some(c) => c,
-            None => reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(self.connect_timeout)
-                .timeout(self.request_timeout)
-                .user_agent(concat!("auth-core/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|_| ConfigError::Invalid {
+            None => {
+                let mut b = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .connect_timeout(self.connect_timeout)
+                    .timeout(self.request_timeout)
+                    .user_agent(concat!("auth-core/", env!("CARGO_PKG_VERSION")));
+                if let Some(pem) = &self.extra_roots_pem {
+                    let certs = reqwest::Certificate::from_pem_bundle(pem)
+                        .ok()
+                        .filter(|c| !c.is_empty())
+                        .ok_or_else(|| {
+                            invalid(
+                                "extra root certificates (SSL_CERT_FILE)",
+                                "no PEM certificate could be read",
+                            )
+                        })?;
+                    b = b.tls_certs_merge(certs);
+                }
+                b.build().map_err(|_| ConfigError::Invalid {
                     name: "http client",
                     reason: "the TLS backend could not be initialised".into(),
-                })?,
+                })?
+            }
         };
         let config = Config {
             issuer,

@@ -81,6 +81,10 @@ pub(crate) struct KeySet {
 impl KeySet {
     #[cfg(test)]
     pub(crate) fn for_tests(keys: Vec<VerificationKey>) -> Self {
+        Self::from_keys(keys)
+    }
+
+    pub(crate) fn from_keys(keys: Vec<VerificationKey>) -> Self {
         Self {
             keys,
             fetched_at: Instant::now(),

@@ -77,6 +77,10 @@ pub enum Error {
     #[error("the session has no refresh token; request the offline_access scope at login")]
     MissingRefreshToken,
 
+    /// The Auth0 My Account API refused the request (`application/problem+json`).
+    #[error("the My Account API refused the request: {0}")]
+    MyAccount(MyAccountError),
+
     /// A back-channel logout token failed validation (OIDC Back-Channel Logout §2.6).
     #[error("logout token rejected: {0}")]
     LogoutToken(LogoutTokenError),
@@ -110,6 +114,7 @@ impl Error {
             Self::MissingRefreshToken => "missing_refresh_token",
             Self::SessionExpired => "session_expired",
             Self::LogoutToken(_) => "invalid_logout_token",
+            Self::MyAccount(_) => "my_account_error",
         }
     }
 
@@ -399,6 +404,40 @@ impl LogoutTokenError {
             Self::NoncePresent => "nonce_present",
             Self::MissingSidAndSub => "missing_sid_and_sub",
         }
+    }
+}
+
+/// An RFC 9457 problem from the Auth0 My Account API.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[non_exhaustive]
+pub struct MyAccountError {
+    /// Problem type URI.
+    #[serde(rename = "type", default)]
+    pub problem_type: Option<String>,
+    /// Short summary.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Explanation for this occurrence.
+    #[serde(default)]
+    pub detail: Option<String>,
+    /// HTTP status.
+    #[serde(default)]
+    pub status: u16,
+    /// Per-field validation problems, when the request body was refused.
+    #[serde(default)]
+    pub validation_errors: Option<serde_json::Value>,
+}
+
+impl fmt::Display for MyAccountError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HTTP {}", self.status)?;
+        if let Some(t) = &self.title {
+            write!(f, " {t}")?;
+        }
+        if let Some(d) = &self.detail {
+            write!(f, ": {d}")?;
+        }
+        Ok(())
     }
 }
 

@@ -156,3 +156,38 @@ impl ClassifyName for serde_json::Error {
         }
     }
 }
+
+/// Calls a JSON API with a bearer token: `200`/`201`/`204` bodies are returned; problem+json
+/// errors become [`crate::Error::MyAccount`]; anything else a transport status error.
+pub(crate) async fn bearer_json(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &Url,
+    token: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<Response> {
+    let mut req = http
+        .request(method, url.clone())
+        .header("accept", "application/json")
+        .header("authorization", format!("Bearer {token}"));
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b.to_string());
+    }
+    let resp = send(req, url).await?;
+    if (200..300).contains(&resp.status) {
+        return Ok(resp);
+    }
+    if let Ok(mut problem) = serde_json::from_slice::<crate::error::MyAccountError>(&resp.body) {
+        if problem.status == 0 {
+            problem.status = resp.status;
+        }
+        problem.title = problem.title.map(|t| truncate(&t, 256));
+        problem.detail = problem.detail.map(|d| truncate(&d, 1024));
+        return Err(Error::MyAccount(problem));
+    }
+    Err(TransportError::Status {
+        url: redact(url),
+        status: resp.status,
+    }
+    .into())
+}

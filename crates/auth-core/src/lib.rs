@@ -37,6 +37,8 @@ mod error;
 mod flows;
 mod http;
 mod id_token;
+#[doc(hidden)]
+pub mod internal;
 mod lifetime;
 mod params;
 mod seal;
@@ -51,15 +53,22 @@ pub use client_auth::{ClientAuth, SigningAlgorithm};
 pub use config::{MIN_SECRET_LEN, ServerClientBuilder};
 pub use discovery::ProviderMetadata;
 pub use error::{
-    CallbackError, ConfigError, DiscoveryError, Error, IdTokenError, LogoutTokenError, OAuthError, Result,
-    StoreError, TransportError,
+    CallbackError, ConfigError, DiscoveryError, Error, IdTokenError, LogoutTokenError, MyAccountError,
+    OAuthError, Result, StoreError, TransportError,
 };
 pub use flows::access_token::{AccessToken, AccessTokenOptions};
 pub use flows::backchannel::{BACKCHANNEL_LOGOUT_EVENT, BackchannelLogout};
 pub use flows::callback::CallbackParams;
+pub use flows::connect::{
+    ConnectAccountOptions, ConnectResult, ConnectedAccount, ConnectedAccountsPage, ConnectionsPage,
+    ListOptions,
+};
+pub use flows::connection_token::{ConnectionTokenOptions, TOKEN_VAULT_GRANT};
+pub use flows::dispatch::CallbackOutcome;
+pub use flows::link::{LinkOptions, LinkResult, UnlinkOptions};
 pub use flows::login::{LoginOptions, LoginResult, MAX_APP_STATE_BYTES};
 pub use flows::logout::LogoutOptions;
 pub use params::{AuthorizationParams, DEFAULT_SCOPE};
 pub use secret::SecretString;
-pub use session::{DEFAULT_AUDIENCE, Session, SessionData, TokenSet, UserClaims};
+pub use session::{ConnectionTokenSet, DEFAULT_AUDIENCE, Session, SessionData, TokenSet, UserClaims};
 pub use transaction::{Transaction, TransactionKind};

@@ -44,6 +44,37 @@ impl fmt::Debug for TokenSet {
     }
 }
 
+/// A Token Vault access token for a third-party connection, cached in the session.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConnectionTokenSet {
+    /// The connection, e.g. `google-oauth2`.
+    pub connection: String,
+    /// The `login_hint` it was requested with, if any (part of the cache key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_hint: Option<String>,
+    /// The upstream provider's access token.
+    pub access_token: SecretString,
+    /// Granted scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Expiry, seconds since the Unix epoch.
+    pub expires_at: u64,
+    #[serde(flatten)]
+    pub(crate) extra: Map<String, Value>,
+}
+
+impl fmt::Debug for ConnectionTokenSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionTokenSet")
+            .field("connection", &self.connection)
+            .field("login_hint", &self.login_hint)
+            .field("scope", &self.scope)
+            .field("expires_at", &self.expires_at)
+            .field("access_token", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
 /// Bookkeeping fields of the session.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub(crate) struct Internal {
@@ -67,7 +98,7 @@ pub struct SessionData {
     #[serde(default)]
     pub(crate) token_sets: Vec<TokenSet>,
     #[serde(default)]
-    pub(crate) connection_token_sets: Vec<Value>,
+    pub(crate) connection_token_sets: Vec<ConnectionTokenSet>,
     pub(crate) internal: Internal,
     #[serde(flatten)]
     pub(crate) extra: Map<String, Value>,

@@ -14,6 +14,12 @@ use crate::secret::SecretString;
 pub enum TransactionKind {
     /// Interactive login.
     Login,
+    /// Auth0 user linking.
+    Link,
+    /// Auth0 user unlinking.
+    Unlink,
+    /// Connected Accounts (My Account API).
+    Connect,
 }
 
 /// One flow in flight, stored under its `state`.
@@ -33,6 +39,9 @@ pub struct Transaction {
     pub(crate) max_age: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) organization: Option<String>,
+    /// Connected Accounts: the My Account API's `auth_session`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) auth_session: Option<String>,
     pub(crate) created_at: u64,
 }
 

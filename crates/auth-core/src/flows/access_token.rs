@@ -62,7 +62,8 @@ pub struct AccessToken {
     pub expires_at: u64,
     /// Granted scope.
     pub scope: Option<String>,
-    /// The audience key (`"default"` for the default audience).
+    /// The audience key (`"default"` for the default audience; the connection name for a
+    /// Token Vault token).
     pub audience: String,
 }
 
@@ -74,6 +75,17 @@ impl fmt::Debug for AccessToken {
             .field("expires_at", &self.expires_at)
             .field("token", &"[redacted]")
             .finish()
+    }
+}
+
+impl AccessToken {
+    pub(crate) fn new(token: SecretString, expires_at: u64, scope: Option<String>, audience: String) -> Self {
+        Self {
+            token,
+            expires_at,
+            scope,
+            audience,
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::callback::CallbackParams;
-use super::token::check_at_hash;
+use super::token::{TokenResponse, check_at_hash};
 use crate::client::ServerClient;
 use crate::cookies::CookieJar;
 use crate::discovery::ProviderMetadata;
@@ -150,6 +150,7 @@ impl ServerClient {
             app_state: options.app_state,
             max_age: params.get("max_age").and_then(|m| m.parse().ok()),
             organization: params.get("organization").map(str::to_owned),
+            auth_session: None,
             created_at: now(),
         };
         self.inner.transactions.set(&tx, jar).await?;
@@ -251,12 +252,32 @@ impl ServerClient {
         tx?.ok_or(Error::MissingTransaction)
     }
 
-    async fn finish_login(
+    pub(crate) async fn finish_login(
         &self,
         tx: &Transaction,
         params: &CallbackParams,
         jar: &mut dyn CookieJar,
     ) -> Result<LoginResult> {
+        let (tokens, id_token, claims) = self.exchange_code(tx, params).await?;
+        let user = user_claims(claims.clone());
+        let session = new_session(tx, &tokens, id_token, &claims);
+        self.write_session(&session, true, jar).await?;
+        tracing::debug!("interactive login completed");
+        Ok(LoginResult {
+            app_state: tx.app_state.clone(),
+            authorization_details: tokens.authorization_details,
+            user,
+        })
+    }
+
+    /// The code half of every authorize-based flow: RFC 9207 `iss`, the provider's `error`,
+    /// the code exchange with the transaction's `redirect_uri` and verifier, and the ID token
+    /// checked against the transaction (nonce, max_age, organization) and `at_hash`.
+    pub(crate) async fn exchange_code(
+        &self,
+        tx: &Transaction,
+        params: &CallbackParams,
+    ) -> Result<(TokenResponse, String, Map<String, Value>)> {
         let meta = self.metadata().await?;
         check_response_issuer(&meta, params)?;
         if let Some(error) = params.get("error") {
@@ -270,7 +291,6 @@ impl ServerClient {
             .get("code")
             .filter(|c| !c.is_empty())
             .ok_or(Error::InvalidCallback(CallbackError::MissingCode))?;
-
         let tokens = self
             .token_request(vec![
                 ("grant_type".into(), "authorization_code".into()),
@@ -282,43 +302,7 @@ impl ServerClient {
         let id_token = tokens.id_token.clone().ok_or(IdTokenError::Missing)?;
         let claims = self.validate_id_token(&meta, &id_token, Some(tx)).await?;
         verify_at_hash(&claims, &id_token, tokens.access_token.expose())?;
-
-        let user = user_claims(claims.clone());
-        let sid = claims
-            .get("sid")
-            .and_then(Value::as_str)
-            .map_or_else(|| CsrfToken::new_random_len(32).secret().clone(), str::to_owned);
-        let now = now();
-        let session = SessionData {
-            user: user.clone(),
-            id_token: Some(SecretString::new(id_token)),
-            refresh_token: tokens.refresh_token.clone(),
-            token_sets: vec![TokenSet {
-                audience: tx
-                    .audience
-                    .clone()
-                    .unwrap_or_else(|| crate::session::DEFAULT_AUDIENCE.to_owned()),
-                access_token: tokens.access_token.clone(),
-                scope: Some(tokens.scope.clone().unwrap_or_else(|| tx.scope.clone())),
-                expires_at: now.saturating_add(tokens.expires_in()),
-                extra: Map::new(),
-            }],
-            connection_token_sets: Vec::new(),
-            internal: Internal {
-                sid,
-                created_at: now,
-                last_active: Some(now),
-                extra: Map::new(),
-            },
-            extra: Map::new(),
-        };
-        self.write_session(&session, true, jar).await?;
-        tracing::debug!("interactive login completed");
-        Ok(LoginResult {
-            app_state: tx.app_state.clone(),
-            authorization_details: tokens.authorization_details,
-            user,
-        })
+        Ok((tokens, id_token, claims))
     }
 
     /// Validates an ID token from the token endpoint; `tx` carries nonce, max_age and
@@ -342,6 +326,48 @@ impl ServerClient {
             client_secret: c.client_auth.client_secret(),
         };
         id_token::validate(&self.inner.discovery, token, &expected).await
+    }
+}
+
+/// A fresh session from a code exchange.
+pub(crate) fn new_session(
+    tx: &Transaction,
+    tokens: &TokenResponse,
+    id_token: String,
+    claims: &Map<String, Value>,
+) -> SessionData {
+    let sid = claims
+        .get("sid")
+        .and_then(Value::as_str)
+        .map_or_else(|| CsrfToken::new_random_len(32).secret().clone(), str::to_owned);
+    let now = now();
+    SessionData {
+        user: user_claims(claims.clone()),
+        id_token: Some(SecretString::new(id_token)),
+        refresh_token: tokens.refresh_token.clone(),
+        token_sets: vec![token_set(tx, tokens)],
+        connection_token_sets: Vec::new(),
+        internal: Internal {
+            sid,
+            created_at: now,
+            last_active: Some(now),
+            extra: Map::new(),
+        },
+        extra: Map::new(),
+    }
+}
+
+/// The token set a code exchange produced, keyed by the transaction's audience.
+pub(crate) fn token_set(tx: &Transaction, tokens: &TokenResponse) -> TokenSet {
+    TokenSet {
+        audience: tx
+            .audience
+            .clone()
+            .unwrap_or_else(|| crate::session::DEFAULT_AUDIENCE.to_owned()),
+        access_token: tokens.access_token.clone(),
+        scope: Some(tokens.scope.clone().unwrap_or_else(|| tx.scope.clone())),
+        expires_at: now().saturating_add(tokens.expires_in()),
+        extra: Map::new(),
     }
 }
 

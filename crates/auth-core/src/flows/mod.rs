@@ -4,6 +4,10 @@
 pub(crate) mod access_token;
 pub(crate) mod backchannel;
 pub(crate) mod callback;
+pub(crate) mod connect;
+pub(crate) mod connection_token;
+pub(crate) mod dispatch;
+pub(crate) mod link;
 pub(crate) mod login;
 pub(crate) mod logout;
 pub(crate) mod refresh;

@@ -223,6 +223,7 @@ mod tests {
             app_state: Some(json!({"returnTo": "/x"})),
             max_age: None,
             organization: None,
+            auth_session: None,
             created_at,
         }
     }

@@ -1,0 +1,306 @@
+//! Auth0 user linking and unlinking: authorize requests with `link_account` /
+//! `unlink_account` scope, `requested_connection` and the session's ID token as
+//! `id_token_hint`, completed by a code exchange that updates the session.
+
+use oauth2::{CsrfToken, PkceCodeChallenge};
+use serde_json::Value;
+use url::Url;
+
+use super::callback::CallbackParams;
+use super::login::{new_session, token_set};
+use crate::client::ServerClient;
+use crate::cookies::CookieJar;
+use crate::error::{CallbackError, Error, Result};
+use crate::params::AuthorizationParams;
+use crate::secret::SecretString;
+use crate::session::user_claims;
+use crate::time::now;
+use crate::transaction::{Transaction, TransactionKind};
+
+/// Options for [`ServerClient::start_link_user`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct LinkOptions {
+    connection: String,
+    connection_scope: Option<String>,
+    authorization_params: AuthorizationParams,
+    app_state: Option<Value>,
+}
+
+impl LinkOptions {
+    /// Link the account the user signs in to at `connection` (e.g. `google-oauth2`).
+    pub fn new(connection: impl Into<String>) -> Self {
+        Self {
+            connection: connection.into(),
+            connection_scope: None,
+            authorization_params: AuthorizationParams::new(),
+            app_state: None,
+        }
+    }
+
+    /// Scopes to request from the connection (`requested_connection_scope`).
+    pub fn connection_scope(mut self, scope: impl Into<String>) -> Self {
+        self.connection_scope = Some(scope.into());
+        self
+    }
+
+    /// Extra authorization parameters (e.g. `redirect_uri`); `scope` is set by the flow.
+    pub fn authorization_params(mut self, params: AuthorizationParams) -> Self {
+        self.authorization_params = params;
+        self
+    }
+
+    /// JSON returned by the completion (e.g. where to go next).
+    pub fn app_state(mut self, app_state: Value) -> Self {
+        self.app_state = Some(app_state);
+        self
+    }
+}
+
+/// Options for [`ServerClient::start_unlink_user`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct UnlinkOptions {
+    connection: String,
+    authorization_params: AuthorizationParams,
+    app_state: Option<Value>,
+}
+
+impl UnlinkOptions {
+    /// Unlink the user's identity at `connection`.
+    pub fn new(connection: impl Into<String>) -> Self {
+        Self {
+            connection: connection.into(),
+            authorization_params: AuthorizationParams::new(),
+            app_state: None,
+        }
+    }
+
+    /// Extra authorization parameters (e.g. `redirect_uri`); `scope` is set by the flow.
+    pub fn authorization_params(mut self, params: AuthorizationParams) -> Self {
+        self.authorization_params = params;
+        self
+    }
+
+    /// JSON returned by the completion.
+    pub fn app_state(mut self, app_state: Value) -> Self {
+        self.app_state = Some(app_state);
+        self
+    }
+}
+
+/// What a completed link or unlink returns.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LinkResult {
+    /// The `app_state` given at the start.
+    pub app_state: Option<Value>,
+}
+
+fn check_connection(connection: &str) -> Result<()> {
+    if connection.is_empty() || connection.len() > 128 || connection.chars().any(char::is_control) {
+        return Err(Error::InvalidParameter(
+            "`connection` must be a connection name".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl ServerClient {
+    /// Starts linking another identity to the logged-in user; returns the URL to redirect to.
+    ///
+    /// # Errors
+    /// [`Error::NotAuthenticated`] without a session holding an ID token;
+    /// [`Error::InvalidParameter`] for a bad connection or reserved parameter.
+    pub async fn start_link_user(&self, options: LinkOptions, jar: &mut dyn CookieJar) -> Result<Url> {
+        check_connection(&options.connection)?;
+        if options
+            .connection_scope
+            .as_deref()
+            .is_some_and(|s| s.trim().is_empty())
+        {
+            return Err(Error::InvalidParameter(
+                "`connection_scope` must not be empty".into(),
+            ));
+        }
+        let mut extra = vec![("requested_connection".to_owned(), options.connection.clone())];
+        if let Some(scope) = options.connection_scope {
+            extra.push(("requested_connection_scope".to_owned(), scope));
+        }
+        self.start_account_flow(
+            TransactionKind::Link,
+            "link_account",
+            extra,
+            options.authorization_params,
+            options.app_state,
+            jar,
+        )
+        .await
+    }
+
+    /// Starts unlinking the identity at a connection from the logged-in user.
+    ///
+    /// # Errors
+    /// As [`ServerClient::start_link_user`].
+    pub async fn start_unlink_user(&self, options: UnlinkOptions, jar: &mut dyn CookieJar) -> Result<Url> {
+        check_connection(&options.connection)?;
+        let extra = vec![("requested_connection".to_owned(), options.connection.clone())];
+        self.start_account_flow(
+            TransactionKind::Unlink,
+            "unlink_account",
+            extra,
+            options.authorization_params,
+            options.app_state,
+            jar,
+        )
+        .await
+    }
+
+    async fn start_account_flow(
+        &self,
+        kind: TransactionKind,
+        scope_word: &str,
+        extra: Vec<(String, String)>,
+        params: AuthorizationParams,
+        app_state: Option<Value>,
+        jar: &mut dyn CookieJar,
+    ) -> Result<Url> {
+        let c = &self.inner.config;
+        params.validate()?;
+        let session = self.load_session(jar).await?.ok_or(Error::NotAuthenticated)?;
+        let id_token = session.id_token.clone().ok_or(Error::NotAuthenticated)?;
+        let mut merged = c.authorization_params.merged_with(&params);
+        let redirect_uri = merged
+            .remove("redirect_uri")
+            .ok_or(crate::error::ConfigError::Missing("redirect_uri"))?;
+        let configured_scope = merged
+            .remove("scope")
+            .unwrap_or_else(|| crate::params::DEFAULT_SCOPE.to_owned());
+        // The flow's scope is fixed; offline_access rides along when the app uses it.
+        let mut scope = format!("openid {scope_word}");
+        if configured_scope.split_whitespace().any(|s| s == "offline_access") {
+            scope.push_str(" offline_access");
+        }
+        for name in [
+            "requested_connection",
+            "requested_connection_scope",
+            "id_token_hint",
+        ] {
+            merged.remove(name);
+        }
+        let state = CsrfToken::new_random_len(32).secret().clone();
+        let nonce = CsrfToken::new_random_len(32).secret().clone();
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let meta = self.metadata().await?;
+        let mut url = meta.authorization_endpoint.clone();
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("response_type", "code")
+                .append_pair("client_id", &c.client_id)
+                .append_pair("redirect_uri", &redirect_uri)
+                .append_pair("scope", &scope)
+                .append_pair("state", &state)
+                .append_pair("nonce", &nonce)
+                .append_pair("code_challenge", challenge.as_str())
+                .append_pair("code_challenge_method", "S256");
+            for (k, v) in &extra {
+                q.append_pair(k, v);
+            }
+            q.append_pair("id_token_hint", id_token.expose());
+            for (k, v) in merged.iter() {
+                q.append_pair(k, v);
+            }
+        }
+        let tx = Transaction {
+            kind,
+            state,
+            nonce,
+            code_verifier: SecretString::new(verifier.secret().clone()),
+            redirect_uri,
+            audience: merged.get("audience").map(str::to_owned),
+            scope,
+            app_state,
+            max_age: None,
+            organization: None,
+            auth_session: None,
+            created_at: now(),
+        };
+        self.inner.transactions.set(&tx, jar).await?;
+        Ok(url)
+    }
+
+    /// Completes a link from the callback URL; the session is updated with the new tokens.
+    ///
+    /// # Errors
+    /// As [`ServerClient::complete_interactive_login`]; a callback of another flow is refused.
+    pub async fn complete_link_user(
+        &self,
+        callback_url: &str,
+        jar: &mut dyn CookieJar,
+    ) -> Result<LinkResult> {
+        let params = CallbackParams::from_url(callback_url)?;
+        self.complete_account_flow(TransactionKind::Link, &params, jar)
+            .await
+    }
+
+    /// Completes an unlink from the callback URL.
+    ///
+    /// # Errors
+    /// As [`ServerClient::complete_link_user`].
+    pub async fn complete_unlink_user(
+        &self,
+        callback_url: &str,
+        jar: &mut dyn CookieJar,
+    ) -> Result<LinkResult> {
+        let params = CallbackParams::from_url(callback_url)?;
+        self.complete_account_flow(TransactionKind::Unlink, &params, jar)
+            .await
+    }
+
+    pub(crate) async fn complete_account_flow(
+        &self,
+        kind: TransactionKind,
+        params: &CallbackParams,
+        jar: &mut dyn CookieJar,
+    ) -> Result<LinkResult> {
+        let tx = self.take_transaction(params, jar).await?;
+        if tx.kind != kind {
+            return Err(Error::InvalidCallback(CallbackError::WrongFlow));
+        }
+        self.finish_account_flow(&tx, params, jar).await
+    }
+
+    pub(crate) async fn finish_account_flow(
+        &self,
+        tx: &Transaction,
+        params: &CallbackParams,
+        jar: &mut dyn CookieJar,
+    ) -> Result<LinkResult> {
+        let (tokens, id_token, claims) = self.exchange_code(tx, params).await?;
+        match self.load_session(jar).await? {
+            Some(mut session) => {
+                session.user = user_claims(claims.clone());
+                session.id_token = Some(SecretString::new(id_token));
+                if let Some(rt) = tokens.refresh_token.clone() {
+                    session.refresh_token = Some(rt);
+                }
+                let set = token_set(tx, &tokens);
+                session.token_sets.retain(|t| t.audience != set.audience);
+                session.token_sets.push(set);
+                if let Some(sid) = claims.get("sid").and_then(Value::as_str) {
+                    session.internal.sid = sid.to_owned();
+                }
+                self.write_session(&session, false, jar).await?;
+            }
+            // The session ended while the user was away: the provider vouched for them, so
+            // start a fresh one.
+            None => {
+                self.write_session(&new_session(tx, &tokens, id_token, &claims), true, jar)
+                    .await?;
+            }
+        }
+        Ok(LinkResult {
+            app_state: tx.app_state.clone(),
+        })
+    }
+}
