@@ -15,11 +15,13 @@
 //! ```
 
 pub mod app;
+pub mod auth0;
 pub mod browser;
 pub mod idp;
 pub mod redis;
 
 pub use crate::app::{APP_SECRET, AppConfig, TestApp, location, resolve};
+pub use crate::auth0::{Auth0Emulator, EmulatedClient, EmulatedConnection, EmulatorOptions, RecordedRequest};
 pub use crate::browser::Browser;
 pub use crate::idp::{
     API_AUDIENCE, API_SCOPES, CONF_BASIC_ID, CONF_BASIC_SECRET, CONF_JWT_ES256_KID, CONF_JWT_ID,

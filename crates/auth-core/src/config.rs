@@ -850,6 +850,36 @@ mod tests {
     }
 
     #[test]
+    fn ssl_cert_file_adds_trust_anchors_or_says_what_is_wrong() {
+        let dir = std::env::temp_dir().join(format!("auth-core-ssl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("ca.pem");
+        std::fs::write(&good, include_str!("../testdata/selfsigned.crt")).unwrap();
+        let junk = dir.join("junk.pem");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        let env = |file: std::path::PathBuf| {
+            move |k: &str| match k {
+                "AUTH0_DOMAIN" => Some("tenant.auth0.com".to_owned()),
+                "AUTH0_CLIENT_ID" => Some("cid".to_owned()),
+                "AUTH0_SECRET" => Some(SECRET.to_owned()),
+                "APP_BASE_URL" => Some("https://app.example.com".to_owned()),
+                "SSL_CERT_FILE" => Some(file.display().to_string()),
+                _ => None,
+            }
+        };
+        let b = ServerClientBuilder::from_env_with(env(good)).unwrap();
+        assert!(b.extra_roots_pem.is_some());
+        assert!(b.into_config().is_ok());
+        let e = ServerClientBuilder::from_env_with(env(junk))
+            .unwrap()
+            .into_config()
+            .unwrap_err();
+        assert!(e.to_string().contains("SSL_CERT_FILE"), "{e}");
+        let e = ServerClientBuilder::from_env_with(env(dir.join("missing.pem"))).unwrap_err();
+        assert!(e.to_string().contains("SSL_CERT_FILE"), "{e}");
+    }
+
+    #[test]
     fn debug_of_builder_hides_secrets() {
         let s = format!(
             "{:?}",
