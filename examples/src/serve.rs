@@ -11,8 +11,10 @@ pub fn init_logging() {
     } else {
         tracing::Level::INFO
     };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -40,16 +42,43 @@ pub fn listen_addr() -> Result<SocketAddr, String> {
     Ok(SocketAddr::new(ip, port))
 }
 
-/// Serves `app` on `addr` until Ctrl-C / SIGTERM.
+/// Serves `app` on `addr` until Ctrl-C / SIGTERM. When `APP_BASE_URL` names `localhost` (so
+/// `addr` is `127.0.0.1`), the IPv6 loopback `[::1]` on the same port is served too where
+/// available, since clients may resolve `localhost` to either.
 ///
 /// # Errors
 /// When the address cannot be bound.
 pub async fn run(app: axum::Router, addr: SocketAddr) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
+    let v6 = if addr.ip() == IpAddr::V4(Ipv4Addr::LOCALHOST) && base_host_is_localhost() {
+        let v6_addr = SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), addr.port());
+        tokio::net::TcpListener::bind(v6_addr).await.ok()
+    } else {
+        None
+    };
+    match v6 {
+        Some(v6) => {
+            tracing::info!("listening on http://{}", v6.local_addr()?);
+            let second = axum::serve(v6, app.clone()).with_graceful_shutdown(shutdown());
+            let first = axum::serve(listener, app).with_graceful_shutdown(shutdown());
+            let (a, b) = tokio::join!(first, second);
+            a.and(b)
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown())
+                .await
+        }
+    }
+}
+
+fn base_host_is_localhost() -> bool {
+    std::env::var("LISTEN_ADDR").is_err()
+        && std::env::var("APP_BASE_URL")
+            .ok()
+            .and_then(|b| Url::parse(&b).ok())
+            .is_some_and(|u| u.host_str().is_some_and(|h| h.eq_ignore_ascii_case("localhost")))
 }
 
 async fn shutdown() {
