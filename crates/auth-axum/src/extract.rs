@@ -12,7 +12,9 @@ use http::{Extensions, StatusCode, Uri};
 use serde_json::json;
 use tower_cookies::Cookies;
 
-use crate::cookies::AxumCookieJar;
+use std::sync::Arc;
+
+use crate::cookies::{AxumCookieJar, RequestJar};
 use crate::error::AuthError;
 use crate::state::{AuthState, Unauthenticated};
 
@@ -28,7 +30,7 @@ use crate::state::{AuthState, Unauthenticated};
 /// ```
 #[derive(Clone)]
 pub struct Session {
-    session: auth_core::Session,
+    session: Arc<auth_core::Session>,
     state: AuthState,
     cookies: Cookies,
 }
@@ -168,12 +170,13 @@ pub(crate) fn login_location(state: &AuthState, uri: &Uri) -> String {
 }
 
 #[derive(Clone)]
-struct Cached(Option<auth_core::Session>);
+struct Cached(Option<Arc<auth_core::Session>>);
 
 /// Loads the session once per request.
 pub(crate) async fn load(
+    headers: &http::HeaderMap,
     extensions: &mut Extensions,
-) -> Result<(AuthState, Cookies, Option<auth_core::Session>), SessionRejection> {
+) -> Result<(AuthState, Cookies, Option<Arc<auth_core::Session>>), SessionRejection> {
     let (Some(state), Some(cookies)) = (
         extensions.get::<AuthState>().cloned(),
         extensions.get::<Cookies>().cloned(),
@@ -183,12 +186,13 @@ pub(crate) async fn load(
     if let Some(Cached(s)) = extensions.get::<Cached>() {
         return Ok((state, cookies, s.clone()));
     }
-    let mut jar = AxumCookieJar(cookies.clone());
+    let mut jar = RequestJar::new(headers, cookies.clone());
     let session = state
         .client()
         .get_session(&mut jar)
         .await
-        .map_err(|e| SessionRejection::Store(AuthError::new(e)))?;
+        .map_err(|e| SessionRejection::Store(AuthError::new(e)))?
+        .map(Arc::new);
     extensions.insert(Cached(session.clone()));
     Ok((state, cookies, session))
 }
@@ -204,7 +208,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let (state, cookies, session) = load(&mut parts.extensions).await?;
+        let (state, cookies, session) = load(&parts.headers, &mut parts.extensions).await?;
         match session {
             Some(session) => Ok(Self {
                 session,
@@ -225,7 +229,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
-        let (state, cookies, session) = load(&mut parts.extensions).await?;
+        let (state, cookies, session) = load(&parts.headers, &mut parts.extensions).await?;
         Ok(session.map(|session| Self {
             session,
             state,

@@ -182,7 +182,7 @@ where
         let (mode, policy) = (self.mode, self.policy.clone());
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
-            let loaded = load(&mut parts.extensions).await;
+            let loaded = load(&parts.headers, &mut parts.extensions).await;
             let (state, _, session) = match loaded {
                 Ok(l) => l,
                 Err(rejection) => return Ok(rejection.into_response()),

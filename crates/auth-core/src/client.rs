@@ -157,7 +157,7 @@ impl ServerClient {
     /// # Errors
     /// Only store failures; an unreadable cookie is simply no session.
     pub async fn get_user(&self, jar: &mut dyn CookieJar) -> Result<Option<UserClaims>> {
-        Ok(self.load_session(jar).await?.map(|s| s.user))
+        Ok(self.load_session(jar).await?.map(|s| s.user.clone()))
     }
 
     /// The session without its refresh token, or `None`.
@@ -168,7 +168,7 @@ impl ServerClient {
         Ok(self
             .load_session(jar)
             .await?
-            .map(|s| Session::from_data(&s, false)))
+            .map(|s| Session::from_shared(s, false)))
     }
 
     /// The session including its refresh token. Use sparingly: the refresh token is the most
@@ -180,14 +180,14 @@ impl ServerClient {
         Ok(self
             .load_session(jar)
             .await?
-            .map(|s| Session::from_data(&s, true)))
+            .map(|s| Session::from_shared(s, true)))
     }
 
     /// Reads the session and enforces what the store alone cannot: lifetimes, the
     /// back-channel logout list (stateless sessions), and the rolling-window touch.
-    pub(crate) async fn load_session(&self, jar: &mut dyn CookieJar) -> Result<Option<SessionData>> {
+    pub(crate) async fn load_session(&self, jar: &mut dyn CookieJar) -> Result<Option<Arc<SessionData>>> {
         let c = &self.inner.config;
-        let Some(mut session) = self.inner.sessions.get(jar).await? else {
+        let Some(mut session) = self.inner.sessions.get_shared(jar).await? else {
             return Ok(None);
         };
         let now = now();
@@ -212,7 +212,7 @@ impl ServerClient {
             }
         }
         if c.lifetimes.needs_touch(&session, now) {
-            session.internal.last_active = Some(now);
+            Arc::make_mut(&mut session).internal.last_active = Some(now);
             self.write_session(&session, false, jar).await?;
         }
         Ok(Some(session))

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::cookies::{CookieAttributes, CookieJar};
 use crate::error::{Error, IdTokenError};
+use crate::store::CookieStateStore;
 
 /// The cookie sealer (JWE dir/A256CBC-HS512 with HKDF keys).
 #[derive(Debug)]
@@ -70,6 +71,71 @@ pub fn verify_id_token(
     crate::id_token::verify(token, &set, &expected)
 }
 
+/// A JWKS document parsed once into verification keys, as the client caches it.
+pub struct Jwks(crate::discovery::KeySet);
+
+impl std::fmt::Debug for Jwks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jwks").field("keys", &self.0.keys.len()).finish()
+    }
+}
+
+impl Jwks {
+    /// Parses the signing keys of `jwks`.
+    ///
+    /// # Errors
+    /// A malformed document is reported as [`IdTokenError::UnknownKey`].
+    pub fn parse(jwks: &Value) -> Result<Self, IdTokenError> {
+        let keys = crate::discovery::parse_jwks(jwks).map_err(|_| IdTokenError::UnknownKey)?;
+        Ok(Self(crate::discovery::KeySet::from_keys(keys)))
+    }
+}
+
+/// Like [`verify_id_token`], against an already parsed (cached) key set.
+///
+/// # Errors
+/// The failed rule.
+pub fn verify_id_token_with_keys(
+    token: &str,
+    jwks: &Jwks,
+    issuer: &str,
+    client_id: &str,
+    nonce: Option<&str>,
+    now: u64,
+) -> Result<Map<String, Value>, IdTokenError> {
+    let algs = vec!["RS256".to_owned(), "PS256".to_owned(), "ES256".to_owned()];
+    let expected = crate::id_token::Expected {
+        issuer,
+        client_id,
+        nonce,
+        max_age: None,
+        organization: None,
+        leeway: 60,
+        now,
+        allowed_algs: &algs,
+        client_secret: None,
+    };
+    crate::id_token::verify(token, &jwks.0, &expected)
+}
+
+/// A [`CookieStateStore`] whose opened-session cache holds `cache_capacity` entries
+/// (0: no cache, every read opens the cookie).
+#[must_use]
+pub fn cookie_state_store(
+    secrets: &[&str],
+    name: &str,
+    attributes: CookieAttributes,
+    cache_capacity: usize,
+) -> CookieStateStore {
+    CookieStateStore::new(secrets, name, attributes).with_cache_capacity(cache_capacity)
+}
+
+/// The opened-session cache counters of `store`: `(hits, misses, entries)`.
+#[must_use]
+pub fn session_cache_stats(store: &CookieStateStore) -> (u64, u64, usize) {
+    store.cache_stats()
+}
+
 /// The claim rules of a back-channel logout token (§2.6) on already-decoded parts; returns
 /// `(sid, sub, jti)`.
 ///
@@ -84,4 +150,60 @@ pub fn check_logout_token_claims(
 ) -> Result<(Option<String>, Option<String>, String), Error> {
     crate::flows::backchannel::check_logout_claims(header, claims, issuer, client_id, 60, now)
         .map(|(sid, sub, jti, _)| (sid, sub, jti))
+}
+
+/// Leeway, in seconds, that [`validate_logout_token`] allows for clock skew.
+pub const LOGOUT_TOKEN_LEEWAY: u64 = 60;
+
+/// What a valid back-channel logout token names, and how long its `jti` must be remembered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutTokenCheck {
+    /// The `sid` claim, if any.
+    pub sid: Option<String>,
+    /// The `sub` claim, if any.
+    pub sub: Option<String>,
+    /// The `jti` claim.
+    pub jti: String,
+    /// How long the `jti` is kept for replay detection.
+    pub remember_for: std::time::Duration,
+}
+
+/// The whole logout-token path of `ServerClient::handle_backchannel_logout` short of the
+/// replay store: the compact JWS verified with the keys of `jwks` (algorithms RS256, PS256
+/// and ES256; no client secret), then the §2.6 claim rules with [`LOGOUT_TOKEN_LEEWAY`].
+///
+/// # Errors
+/// [`Error::LogoutToken`] naming the failed rule; a malformed JWKS is reported as an unknown
+/// key.
+pub fn validate_logout_token(
+    token: &str,
+    jwks: &Value,
+    issuer: &str,
+    client_id: &str,
+    now: u64,
+) -> Result<LogoutTokenCheck, Error> {
+    use crate::error::LogoutTokenError;
+    let jws = |e: IdTokenError| Error::LogoutToken(LogoutTokenError::Jws(e));
+    let keys = crate::discovery::parse_jwks(jwks).map_err(|_| jws(IdTokenError::UnknownKey))?;
+    let set = crate::discovery::KeySet::from_keys(keys);
+    let algs = vec!["RS256".to_owned(), "PS256".to_owned(), "ES256".to_owned()];
+    let check = crate::id_token::SignatureCheck {
+        allowed_algs: &algs,
+        client_secret: None,
+    };
+    let (header, claims) = crate::id_token::verify_signature(token, &set, &check).map_err(jws)?;
+    let (sid, sub, jti, remember_for) = crate::flows::backchannel::check_logout_claims(
+        &header,
+        &claims,
+        issuer,
+        client_id,
+        LOGOUT_TOKEN_LEEWAY,
+        now,
+    )?;
+    Ok(LogoutTokenCheck {
+        sid,
+        sub,
+        jti,
+        remember_for,
+    })
 }

@@ -140,82 +140,75 @@ impl SessionData {
 /// [`crate::ServerClient::get_session_with_refresh_token`].
 #[derive(Clone)]
 pub struct Session {
-    user: UserClaims,
-    id_token: Option<SecretString>,
-    refresh_token: Option<SecretString>,
-    token_sets: Vec<TokenSet>,
-    sid: String,
-    created_at: u64,
+    data: std::sync::Arc<SessionData>,
+    with_refresh_token: bool,
 }
 
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
-            .field("sub", &self.user.get("sub"))
-            .field("sid", &self.sid)
-            .field("created_at", &self.created_at)
-            .field("token_sets", &self.token_sets)
+            .field("sub", &self.data.user.get("sub"))
+            .field("sid", &self.data.internal.sid)
+            .field("created_at", &self.data.internal.created_at)
+            .field("token_sets", &self.data.token_sets)
             .finish_non_exhaustive()
     }
 }
 
 impl Session {
-    pub(crate) fn from_data(data: &SessionData, with_refresh_token: bool) -> Self {
+    /// The view of a shared session document (no copy on the per-request path).
+    pub(crate) fn from_shared(data: std::sync::Arc<SessionData>, with_refresh_token: bool) -> Self {
         Self {
-            user: data.user.clone(),
-            id_token: data.id_token.clone(),
-            refresh_token: if with_refresh_token {
-                data.refresh_token.clone()
-            } else {
-                None
-            },
-            token_sets: data.token_sets.clone(),
-            sid: data.internal.sid.clone(),
-            created_at: data.internal.created_at,
+            data,
+            with_refresh_token,
         }
     }
 
     /// The user's claims (`sub`, `name`, `email`, …).
     #[must_use]
     pub fn user(&self) -> &UserClaims {
-        &self.user
+        &self.data.user
     }
 
     /// The user's `sub`.
     #[must_use]
     pub fn sub(&self) -> Option<&str> {
-        self.user.get("sub").and_then(Value::as_str)
+        self.data.user.get("sub").and_then(Value::as_str)
     }
 
     /// The raw ID token.
     #[must_use]
     pub fn id_token(&self) -> Option<&str> {
-        self.id_token.as_ref().map(SecretString::expose)
+        self.data.id_token.as_ref().map(SecretString::expose)
     }
 
     /// The refresh token, present only when the session was read with
     /// [`crate::ServerClient::get_session_with_refresh_token`].
     #[must_use]
     pub fn refresh_token(&self) -> Option<&str> {
-        self.refresh_token.as_ref().map(SecretString::expose)
+        if self.with_refresh_token {
+            self.data.refresh_token.as_ref().map(SecretString::expose)
+        } else {
+            None
+        }
     }
 
     /// Access tokens held, one per (audience, scope).
     #[must_use]
     pub fn token_sets(&self) -> &[TokenSet] {
-        &self.token_sets
+        &self.data.token_sets
     }
 
     /// The session id (`sid`).
     #[must_use]
     pub fn sid(&self) -> &str {
-        &self.sid
+        &self.data.internal.sid
     }
 
     /// When the session started, seconds since the Unix epoch.
     #[must_use]
     pub fn created_at(&self) -> u64 {
-        self.created_at
+        self.data.internal.created_at
     }
 }
 
@@ -281,7 +274,13 @@ mod tests {
             r#"{"user":{"sub":"u"},"refresh_token":"rt","internal":{"sid":"abc","created_at":1}}"#,
         )
         .unwrap();
-        assert_eq!(Session::from_data(&s, false).refresh_token(), None);
-        assert_eq!(Session::from_data(&s, true).refresh_token(), Some("rt"));
+        assert_eq!(
+            Session::from_shared(std::sync::Arc::new(s.clone()), false).refresh_token(),
+            None
+        );
+        assert_eq!(
+            Session::from_shared(std::sync::Arc::new(s), true).refresh_token(),
+            Some("rt")
+        );
     }
 }

@@ -153,7 +153,13 @@ impl ServerClient {
         }
         let refresh_token = session.refresh_token.clone().ok_or(Error::MissingRefreshToken)?;
         let set = self
-            .refresh(&mut session, &refresh_token, &audience, scope, jar)
+            .refresh(
+                std::sync::Arc::make_mut(&mut session),
+                &refresh_token,
+                &audience,
+                scope,
+                jar,
+            )
             .await?;
         Ok((&set).into())
     }

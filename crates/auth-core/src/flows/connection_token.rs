@@ -93,8 +93,9 @@ impl ServerClient {
             expires_at: now().saturating_add(tokens.expires_in()),
             extra: Map::new(),
         };
-        session.connection_token_sets.retain(|t| !same(t));
-        session.connection_token_sets.push(set.clone());
+        let owned = std::sync::Arc::make_mut(&mut session);
+        owned.connection_token_sets.retain(|t| !same(t));
+        owned.connection_token_sets.push(set.clone());
         self.write_session(&session, false, jar).await?;
         Ok(AccessToken::new(
             set.access_token,

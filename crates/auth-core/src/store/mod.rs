@@ -60,6 +60,11 @@ impl WriteOptions {
 pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// The session, if any. Anything unreadable counts as no session.
     async fn get(&self, jar: &mut dyn CookieJar) -> Result<Option<SessionData>>;
+    /// [`StateStore::get`] without copying, for stores that keep opened sessions shared (the
+    /// per-request read path uses this).
+    async fn get_shared(&self, jar: &mut dyn CookieJar) -> Result<Option<std::sync::Arc<SessionData>>> {
+        Ok(self.get(jar).await?.map(std::sync::Arc::new))
+    }
     /// Writes the session.
     async fn set(&self, session: &SessionData, options: WriteOptions, jar: &mut dyn CookieJar) -> Result<()>;
     /// Ends the session.
