@@ -211,8 +211,7 @@ async fn link_and_unlink_round_trips_send_exactly_the_documented_query() {
         .emu
         .requests()
         .into_iter()
-        .filter(|r| r.param("grant_type") == Some("authorization_code"))
-        .last()
+        .rfind(|r| r.param("grant_type") == Some("authorization_code"))
         .unwrap();
     assert_eq!(
         exchange.param("redirect_uri"),
@@ -441,8 +440,7 @@ async fn token_vault_is_fetched_once_then_served_from_the_cache_until_it_expires
         .emu
         .requests()
         .into_iter()
-        .filter(|r| r.param("grant_type") == Some(auth_core::TOKEN_VAULT_GRANT))
-        .last()
+        .rfind(|r| r.param("grant_type") == Some(auth_core::TOKEN_VAULT_GRANT))
         .unwrap();
     assert_eq!(vault_call.param("login_hint"), Some("alice@gmail.com"));
     assert!(vault_call.param("scope").is_none() && vault_call.param("audience").is_none());

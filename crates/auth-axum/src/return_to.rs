@@ -8,8 +8,11 @@
 
 use url::Url;
 
-/// Longest `returnTo` accepted.
-const MAX_LEN: usize = 2048;
+/// Longest `returnTo` accepted, before and after normalisation: the routes carry it through
+/// the login as the `app_state` `{"returnTo":"…"}`, which core refuses beyond
+/// [`auth_core::MAX_APP_STATE_BYTES`]. A normalised value is ASCII with no `"`, `\` or
+/// control character, so JSON adds nothing to it but the wrapper.
+const MAX_LEN: usize = auth_core::MAX_APP_STATE_BYTES - r#"{"returnTo":""}"#.len();
 
 /// A placeholder origin: the value must resolve to a path on it.
 const ORIGIN: &str = "http://same-origin.invalid";
@@ -39,8 +42,8 @@ pub(crate) fn sanitize(value: &str) -> Option<String> {
         out.push_str(f);
     }
     // Dot segments collapse during resolution (`/a/..//evil` becomes `//evil`): the result
-    // must pass the same checks as the input.
-    safe_at_every_layer(&out).then_some(out)
+    // must pass the same checks as the input. Percent-encoding can also make it longer.
+    (out.len() <= MAX_LEN && safe_at_every_layer(&out)).then_some(out)
 }
 
 fn safe_at_every_layer(value: &str) -> bool {
@@ -135,5 +138,26 @@ mod tests {
             assert_eq!(sanitize(a), None, "{a:?}");
         }
         assert_eq!(sanitize(&format!("/{}", "a".repeat(3000))), None);
+    }
+
+    /// Found by the bad-input table test: a `returnTo` the sanitizer accepted (up to 2048
+    /// bytes, or longer once percent-encoded) made the login's `app_state` exceed core's
+    /// limit, so `/auth/login` answered 400 instead of starting the login.
+    #[test]
+    fn every_accepted_value_fits_the_login_app_state() {
+        let fits = |out: &str| {
+            serde_json::to_vec(&serde_json::json!({ "returnTo": out }))
+                .unwrap()
+                .len()
+                <= auth_core::MAX_APP_STATE_BYTES
+        };
+        let longest = format!("/{}", "a".repeat(super::MAX_LEN - 1));
+        assert_eq!(sanitize(&longest).as_deref(), Some(longest.as_str()));
+        assert!(fits(&longest));
+        assert_eq!(sanitize(&format!("{longest}a")), None);
+        // 601 bytes in, 1801 once `é` is percent-encoded.
+        assert_eq!(sanitize(&format!("/{}", "\u{e9}".repeat(300))), None);
+        let encoded = sanitize(&format!("/{}", "\u{e9}".repeat(100))).unwrap();
+        assert!(encoded.starts_with("/%C3%A9") && fits(&encoded));
     }
 }

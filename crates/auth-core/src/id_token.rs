@@ -92,6 +92,11 @@ pub(crate) fn verify_signature(
     check: &SignatureCheck<'_>,
 ) -> Result<(Claims, Claims), IdTokenError> {
     let header = parse_header(token)?;
+    // RFC 7515 §4.1.11: a JWS naming critical extensions we do not implement (we implement
+    // none) is invalid; jsonwebtoken parses `crit` but does not enforce it.
+    if header.contains_key("crit") {
+        return Err(IdTokenError::Malformed);
+    }
     let alg_name = header
         .get("alg")
         .and_then(Value::as_str)

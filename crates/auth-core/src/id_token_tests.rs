@@ -381,3 +381,20 @@ fn at_hash_must_match_the_access_token() {
         "absent at_hash is fine"
     );
 }
+
+/// Found while seeding the `logout_token` fuzz target: a validly signed token whose header
+/// lists critical extensions (`crit`, RFC 7515 §4.1.11) was accepted.
+#[test]
+fn critical_header_extensions_are_refused() {
+    let mut h = Header::new(Algorithm::RS256);
+    h.kid = Some("k1".into());
+    h.crit = Some(vec!["b64".into()]);
+    let token = encode(
+        &h,
+        &claims(),
+        &EncodingKey::from_rsa_pem(RSA1.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(check(&token).unwrap_err(), IdTokenError::Malformed);
+    assert!(check(&good(&claims())).is_ok());
+}

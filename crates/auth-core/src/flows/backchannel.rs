@@ -163,8 +163,10 @@ pub(crate) fn check_logout_claims(
     if sid.is_none() && sub.is_none() {
         return Err(reject(LogoutTokenError::MissingSidAndSub));
     }
-    // Remember the jti until no copy of the token can pass the iat/exp checks any more.
-    let until = exp.unwrap_or(iat + MAX_TOKEN_AGE).max(iat + MAX_TOKEN_AGE) + leeway;
+    // Remember the jti until no copy of the token can pass the iat/exp checks any more: the
+    // iat check alone refuses it after `iat + MAX_TOKEN_AGE + leeway`, whatever `exp` says (a
+    // far-future `exp` must neither overflow nor stretch the window).
+    let until = iat.saturating_add(MAX_TOKEN_AGE).saturating_add(leeway);
     let ttl = Duration::from_secs(until.saturating_sub(now).max(1));
     Ok((sid, sub, jti.to_owned(), ttl))
 }
@@ -264,5 +266,27 @@ mod tests {
         assert_eq!(run(h.clone(), neither).unwrap_err(), "missing_sid_and_sub");
         assert!(run(h.clone(), without("sid")).is_ok(), "sub alone is enough");
         assert!(run(h, without("sub")).is_ok(), "sid alone is enough");
+    }
+
+    /// Found by the `logout_token` fuzz target: `exp` near `u64::MAX` overflowed the replay
+    /// window (a panic with overflow checks, a 1-second window without them).
+    #[test]
+    fn far_future_exp_keeps_a_bounded_replay_window() {
+        let h = json!({"alg": "ES256", "typ": "logout+jwt"});
+        for exp in [u64::MAX, u64::MAX - 60, NOW + 100_000] {
+            let (_, _, _, ttl) = run(h.clone(), with("exp", json!(exp))).unwrap();
+            let ttl = ttl.as_secs();
+            assert!(ttl <= MAX_TOKEN_AGE + 60, "exp {exp}: {ttl} s");
+            // Once the jti is forgotten, the same token no longer passes.
+            let later = check_logout_claims(
+                h.as_object().unwrap(),
+                with("exp", json!(exp)).as_object().unwrap(),
+                "https://idp/",
+                "client",
+                60,
+                NOW + ttl + 1,
+            );
+            assert!(later.is_err(), "exp {exp}: still valid after {ttl} s");
+        }
     }
 }

@@ -221,7 +221,7 @@ impl ServerClient {
     /// API's problem details, transport errors.
     pub async fn start_connect_account(
         &self,
-        options: ConnectAccountOptions,
+        mut options: ConnectAccountOptions,
         jar: &mut dyn CookieJar,
     ) -> Result<Url> {
         let c = &self.inner.config;
@@ -243,12 +243,7 @@ impl ServerClient {
                 "`redirect_uri` must be an absolute URL".into(),
             ));
         }
-        if let Some(app_state) = &options.app_state
-            && serde_json::to_vec(app_state).map_or(usize::MAX, |v| v.len())
-                > super::login::MAX_APP_STATE_BYTES
-        {
-            return Err(Error::InvalidParameter("app_state is too large".into()));
-        }
+        super::login::check_app_state(&mut options.app_state)?;
         let token = self.my_account_token(CREATE, jar).await?;
         let state = CsrfToken::new_random_len(32).secret().clone();
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();

@@ -162,11 +162,12 @@ impl ServerClient {
         scope_word: &str,
         extra: Vec<(String, String)>,
         params: AuthorizationParams,
-        app_state: Option<Value>,
+        mut app_state: Option<Value>,
         jar: &mut dyn CookieJar,
     ) -> Result<Url> {
         let c = &self.inner.config;
         params.validate()?;
+        super::login::check_app_state(&mut app_state)?;
         let session = self.load_session(jar).await?.ok_or(Error::NotAuthenticated)?;
         let id_token = session.id_token.clone().ok_or(Error::NotAuthenticated)?;
         let mut merged = c.authorization_params.merged_with(&params);
@@ -278,7 +279,8 @@ impl ServerClient {
     ) -> Result<LinkResult> {
         let (tokens, id_token, claims) = self.exchange_code(tx, params).await?;
         match self.load_session(jar).await? {
-            Some(mut session) => {
+            Some(shared) => {
+                let mut session = std::sync::Arc::unwrap_or_clone(shared);
                 session.user = user_claims(claims.clone());
                 session.id_token = Some(SecretString::new(id_token));
                 if let Some(rt) = tokens.refresh_token.clone() {

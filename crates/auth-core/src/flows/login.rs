@@ -22,6 +22,81 @@ use crate::{http, secret::SecretString};
 /// browser's 4 KB limit after sealing.
 pub const MAX_APP_STATE_BYTES: usize = 1536;
 
+/// Deepest nesting accepted in `app_state`: well inside serde_json's recursion limit (128),
+/// which the transaction must pass again when it is read back on the callback.
+pub(crate) const MAX_APP_STATE_DEPTH: usize = 64;
+
+/// Refuses an `app_state` that is too large or too deeply nested to ride in a transaction,
+/// taking a refused value out of `app_state` and freeing it without recursion.
+///
+/// Checked without recursion and without serializing more than the size limit: serde_json's
+/// serializer recurses once per nesting level with no depth limit, and so does dropping a
+/// `Value`, so either overflows the stack on a value nested thousands of levels deep.
+pub(crate) fn check_app_state(app_state: &mut Option<Value>) -> Result<()> {
+    let refused = app_state_problem(app_state.as_ref());
+    if refused.is_some()
+        && let Some(value) = app_state.take()
+    {
+        drop_iteratively(value);
+    }
+    refused.map_or(Ok(()), Err)
+}
+
+/// Frees a `Value` of any depth with an explicit stack instead of recursive drops.
+fn drop_iteratively(value: Value) {
+    let mut pending = vec![value];
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::Array(items) => pending.extend(items),
+            Value::Object(fields) => pending.extend(fields.into_iter().map(|(_, v)| v)),
+            _ => {}
+        }
+    }
+}
+
+fn app_state_problem(app_state: Option<&Value>) -> Option<Error> {
+    let app_state = app_state?;
+    let mut containers = vec![(app_state, 1)];
+    while let Some((value, depth)) = containers.pop() {
+        let children: Vec<&Value> = match value {
+            Value::Array(items) => items.iter().collect(),
+            Value::Object(fields) => fields.values().collect(),
+            _ => continue,
+        };
+        if depth > MAX_APP_STATE_DEPTH {
+            return Some(Error::InvalidParameter(format!(
+                "app_state is nested more than {MAX_APP_STATE_DEPTH} levels deep"
+            )));
+        }
+        containers.extend(
+            children
+                .into_iter()
+                .filter(|c| c.is_array() || c.is_object())
+                .map(|c| (c, depth + 1)),
+        );
+    }
+
+    /// Counts bytes and fails past the limit, so serializing stops there.
+    struct Bounded(usize);
+    impl std::io::Write for Bounded {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(buf.len());
+            if self.0 > MAX_APP_STATE_BYTES {
+                return Err(std::io::Error::other("app_state too large"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    serde_json::to_writer(Bounded(0), app_state).err().map(|_| {
+        Error::InvalidParameter(format!(
+            "app_state is larger than {MAX_APP_STATE_BYTES} bytes once serialized"
+        ))
+    })
+}
+
 /// Options for one call of [`ServerClient::start_interactive_login`].
 #[derive(Debug, Clone, Default)]
 #[must_use]
@@ -44,7 +119,8 @@ impl LoginOptions {
     }
 
     /// Any JSON to get back from [`ServerClient::complete_interactive_login`] (for example
-    /// where to send the user afterwards). At most [`MAX_APP_STATE_BYTES`] once serialized.
+    /// where to send the user afterwards). At most [`MAX_APP_STATE_BYTES`] once serialized,
+    /// nested at most 64 levels deep.
     pub fn app_state(mut self, app_state: Value) -> Self {
         self.app_state = Some(app_state);
         self
@@ -89,7 +165,7 @@ impl ServerClient {
     /// - transport, discovery and PAR endpoint errors.
     pub async fn start_interactive_login(
         &self,
-        options: LoginOptions,
+        mut options: LoginOptions,
         jar: &mut dyn CookieJar,
     ) -> Result<Url> {
         let c = &self.inner.config;
@@ -97,14 +173,7 @@ impl ServerClient {
         let mut params = c.authorization_params.merged_with(&options.authorization_params);
         let redirect_uri = checked_redirect_uri(params.remove("redirect_uri"))?;
         let scope = normalize_scope(params.remove("scope").as_deref());
-        if let Some(app_state) = &options.app_state {
-            let size = serde_json::to_vec(app_state).map_or(usize::MAX, |v| v.len());
-            if size > MAX_APP_STATE_BYTES {
-                return Err(Error::InvalidParameter(format!(
-                    "app_state is {size} bytes once serialized; keep it under {MAX_APP_STATE_BYTES}"
-                )));
-            }
-        }
+        check_app_state(&mut options.app_state)?;
 
         let meta = self.metadata().await?;
         let use_par = options
@@ -413,4 +482,79 @@ fn checked_redirect_uri(value: Option<String>) -> Result<Url> {
         ));
     }
     Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn nested(depth: usize, wrap: impl Fn(Value) -> Value) -> Value {
+        let mut v = json!(1);
+        for _ in 0..depth {
+            v = wrap(v);
+        }
+        v
+    }
+
+    /// The error code for `app_state`; a refused value is taken (and freed) by the check.
+    fn code(app_state: Value) -> Option<&'static str> {
+        let mut slot = Some(app_state);
+        let code = check_app_state(&mut slot).err().map(|e| e.code());
+        assert_eq!(
+            slot.is_none(),
+            code.is_some(),
+            "refused values are taken, others kept"
+        );
+        code
+    }
+
+    /// Found by the bad-input table test: the size check serialized `app_state` in full,
+    /// and serde_json's serializer overflowed the stack on a value nested 10 000 deep.
+    #[test]
+    fn deep_or_huge_app_state_is_refused_without_overflowing_the_stack() {
+        let array = |v| Value::Array(vec![v]);
+        // Not `json!({"a": v})`: that serializes `v` into a copy, recursively.
+        let object = |v| Value::Object(Map::from_iter([("a".to_owned(), v)]));
+        for depth in [MAX_APP_STATE_DEPTH + 1, 10_000, 100_000] {
+            assert_eq!(code(nested(depth, array)), Some("invalid_parameter"), "{depth}");
+            assert_eq!(code(nested(depth, object)), Some("invalid_parameter"), "{depth}");
+        }
+        assert_eq!(code(json!("x".repeat(1024 * 1024))), Some("invalid_parameter"));
+        assert_eq!(code(json!(vec![0; 1024 * 1024])), Some("invalid_parameter"));
+        assert_eq!(check_app_state(&mut None).ok(), Some(()));
+    }
+
+    #[test]
+    fn app_state_limits_are_exact_and_what_passes_reads_back() {
+        // `"…"` is the string plus two quotes.
+        let at_limit = json!("x".repeat(MAX_APP_STATE_BYTES - 2));
+        assert_eq!(code(at_limit), None);
+        assert_eq!(
+            code(json!("x".repeat(MAX_APP_STATE_BYTES - 1))),
+            Some("invalid_parameter")
+        );
+
+        let deepest = nested(MAX_APP_STATE_DEPTH, |v| Value::Array(vec![v]));
+        assert_eq!(code(deepest.clone()), None);
+        // Whatever passes survives the transaction's trip through serde_json and back.
+        let tx = Transaction {
+            kind: TransactionKind::Login,
+            state: "s".repeat(32),
+            nonce: "n".into(),
+            code_verifier: SecretString::new("v"),
+            redirect_uri: "https://app/cb".into(),
+            audience: None,
+            scope: "openid".into(),
+            app_state: Some(deepest.clone()),
+            max_age: None,
+            organization: None,
+            auth_session: None,
+            created_at: 1,
+        };
+        let json = serde_json::to_vec(&tx).unwrap();
+        let back: Transaction = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back.app_state, Some(deepest));
+    }
 }

@@ -1,0 +1,108 @@
+//! The back-channel logout token, from the compact JWT string to the §2.6 claim rules
+//! (`auth_core::internal::validate_logout_token`), against a fixed one-key ES256 JWKS.
+//!
+//! The first input byte picks how the rest is used:
+//! - `0`: the rest is the token, as it would arrive in the `logout_token` form field;
+//! - `1`: the rest is the payload, correctly signed under a fixed `logout+jwt` header, so that
+//!   the fuzzer reaches every claim rule;
+//! - `2`: the rest is `header` `\n` `payload`, both raw bytes, correctly signed.
+//!
+//! Invariants: never a panic; every refusal is `invalid_logout_token`; an accepted token
+//! names a `sid` or a `sub` and a short non-empty `jti`, has no `crit` header, is refused
+//! for another client or issuer, and its `jti` is remembered for at least as long as the
+//! token would still be accepted (no replay once it is forgotten).
+#![no_main]
+
+use std::sync::LazyLock;
+
+use auth_core::internal::{LogoutTokenCheck, validate_logout_token};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey};
+use libfuzzer_sys::fuzz_target;
+use serde_json::{Value, json};
+
+const ISSUER: &str = "https://idp.fuzz.invalid/";
+const CLIENT_ID: &str = "fuzz-client";
+/// The clock the tokens are checked at.
+const NOW: u64 = 1_800_000_000;
+const KID: &str = "fuzz-es256";
+
+/// A P-256 key made for this target only; it signs nothing else.
+const SIGNING_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgpakyKGesxt3dpdCH
+G2FDweCyOBD99t4+eje4ibhirpChRANCAAQJ4rnlCoQuJQVccpvHwsPl3664csn7
+6bzVJGc0d6PXyvcGt17R0h9J5iuHCD+nsiAo88U70Msw+fEaAolqQJva
+-----END PRIVATE KEY-----
+";
+
+static JWKS: LazyLock<Value> = LazyLock::new(|| {
+    json!({"keys": [{
+        "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": KID,
+        "x": "CeK55QqELiUFXHKbx8LD5d-uuHLJ--m81SRnNHej18o",
+        "y": "9wa3XtHSH0nmK4cIP6eyICjzxTvQyzD58RoCiWpAm9o"
+    }]})
+});
+static KEY: LazyLock<EncodingKey> =
+    LazyLock::new(|| EncodingKey::from_ec_pem(SIGNING_KEY.as_bytes()).expect("fuzz signing key"));
+static HEADER: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    serde_json::to_vec(&json!({"alg": "ES256", "typ": "logout+jwt", "kid": KID})).expect("header")
+});
+
+/// `header.payload.signature` with a valid ES256 signature over the raw bytes given.
+fn signed(header: &[u8], payload: &[u8]) -> String {
+    let mut token = URL_SAFE_NO_PAD.encode(header);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(payload, &mut token);
+    let signature = jsonwebtoken::crypto::sign(token.as_bytes(), &KEY, Algorithm::ES256).expect("sign");
+    token.push('.');
+    token.push_str(&signature);
+    token
+}
+
+fn check(token: &str) {
+    match validate_logout_token(token, &JWKS, ISSUER, CLIENT_ID, NOW) {
+        Ok(accepted) => check_accepted(token, &accepted),
+        Err(e) => assert_eq!(e.code(), "invalid_logout_token", "{e:?}"),
+    }
+}
+
+fn check_accepted(token: &str, accepted: &LogoutTokenCheck) {
+    assert!(accepted.sid.is_some() || accepted.sub.is_some());
+    // RFC 7515 §4.1.11: no critical extension is implemented, so none may be accepted.
+    let header = token
+        .split('.')
+        .next()
+        .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok());
+    let header: Value = serde_json::from_slice(&header.unwrap_or_default()).expect("header is JSON");
+    assert!(header.get("crit").is_none(), "accepted a token with `crit`");
+    assert!(!accepted.jti.is_empty() && accepted.jti.len() <= 256);
+    let remembered = accepted.remember_for.as_secs();
+    assert!(remembered >= 1);
+    // Once the jti is forgotten, the same token must no longer pass the claim rules.
+    let forgotten = NOW.saturating_add(remembered).saturating_add(1);
+    assert!(
+        validate_logout_token(token, &JWKS, ISSUER, CLIENT_ID, forgotten).is_err(),
+        "the token outlives its replay window of {remembered} s"
+    );
+    // Same token for another client or issuer: refused.
+    assert!(validate_logout_token(token, &JWKS, ISSUER, "other-client", NOW).is_err());
+    assert!(validate_logout_token(token, &JWKS, "https://other.invalid/", CLIENT_ID, NOW).is_err());
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    match mode % 3 {
+        0 => check(&String::from_utf8_lossy(rest)),
+        1 => check(&signed(&HEADER, rest)),
+        _ => {
+            let (header, payload) = match rest.iter().position(|&b| b == b'\n') {
+                Some(at) => (&rest[..at], &rest[at + 1..]),
+                None => (rest, &[][..]),
+            };
+            check(&signed(header, payload));
+        }
+    }
+});
