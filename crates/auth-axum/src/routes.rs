@@ -124,11 +124,11 @@ async fn login(
     let options = LoginOptions::new()
         .authorization_params(hints)
         .app_state(json!({ "returnTo": return_to }));
-    let mut jar = AxumCookieJar(cookies);
-    match auth.client().start_interactive_login(options, &mut jar).await {
-        Ok(url) => redirect(url.as_str()),
-        Err(e) => AuthError::for_request(e, &headers).into_response(),
-    }
+    let result = auth
+        .client()
+        .start_interactive_login(options, &mut AxumCookieJar(cookies))
+        .await;
+    redirect_or_error(result, &headers)
 }
 
 async fn callback_query(
@@ -198,6 +198,27 @@ async fn require_session(
     }
 }
 
+/// The answer to a flow start: a redirect to the provider, or the error negotiated on `Accept`.
+fn redirect_or_error(result: Result<url::Url, Error>, headers: &HeaderMap) -> Response {
+    match result {
+        Ok(url) => redirect(url.as_str()),
+        Err(e) => AuthError::for_request(e, headers).into_response(),
+    }
+}
+
+/// The query of an account route (`link`/`unlink`) and its required `connection`.
+fn account_params(query: Option<&str>) -> Result<(Vec<(String, String)>, String), Error> {
+    let params = unique_params(query)?;
+    let connection = required_connection(&params)?;
+    Ok((params, connection))
+}
+
+fn required_connection(params: &[(String, String)]) -> Result<String, Error> {
+    param(params, "connection")
+        .map(str::to_owned)
+        .ok_or_else(|| Error::InvalidParameter("`connection` is required".into()))
+}
+
 fn return_to_state(auth: &AuthState, params: &[(String, String)]) -> Value {
     let back = param(params, "returnTo")
         .and_then(sanitize)
@@ -215,26 +236,19 @@ async fn link(
     if let Some(r) = require_session(&auth, &cookies, &headers, &uri.0).await {
         return r;
     }
-    let params = match unique_params(query.as_deref()) {
+    let (params, connection) = match account_params(query.as_deref()) {
         Ok(p) => p,
         Err(e) => return AuthError::for_request(e, &headers).into_response(),
-    };
-    let Some(connection) = param(&params, "connection") else {
-        return AuthError::for_request(
-            Error::InvalidParameter("`connection` is required".into()),
-            &headers,
-        )
-        .into_response();
     };
     let mut options = LinkOptions::new(connection).app_state(return_to_state(&auth, &params));
     if let Some(scope) = param(&params, "connectionScope") {
         options = options.connection_scope(scope);
     }
-    let mut jar = AxumCookieJar(cookies);
-    match auth.client().start_link_user(options, &mut jar).await {
-        Ok(url) => redirect(url.as_str()),
-        Err(e) => AuthError::for_request(e, &headers).into_response(),
-    }
+    let result = auth
+        .client()
+        .start_link_user(options, &mut AxumCookieJar(cookies))
+        .await;
+    redirect_or_error(result, &headers)
 }
 
 async fn unlink(
@@ -247,23 +261,16 @@ async fn unlink(
     if let Some(r) = require_session(&auth, &cookies, &headers, &uri.0).await {
         return r;
     }
-    let params = match unique_params(query.as_deref()) {
+    let (params, connection) = match account_params(query.as_deref()) {
         Ok(p) => p,
         Err(e) => return AuthError::for_request(e, &headers).into_response(),
     };
-    let Some(connection) = param(&params, "connection") else {
-        return AuthError::for_request(
-            Error::InvalidParameter("`connection` is required".into()),
-            &headers,
-        )
-        .into_response();
-    };
     let options = UnlinkOptions::new(connection).app_state(return_to_state(&auth, &params));
-    let mut jar = AxumCookieJar(cookies);
-    match auth.client().start_unlink_user(options, &mut jar).await {
-        Ok(url) => redirect(url.as_str()),
-        Err(e) => AuthError::for_request(e, &headers).into_response(),
-    }
+    let result = auth
+        .client()
+        .start_unlink_user(options, &mut AxumCookieJar(cookies))
+        .await;
+    redirect_or_error(result, &headers)
 }
 
 async fn connect(
@@ -300,21 +307,18 @@ async fn connect(
             rest.push((k.into_owned(), v.into_owned()));
         }
     }
-    let Some(connection) = param(&rest, "connection") else {
-        return AuthError::for_request(
-            Error::InvalidParameter("`connection` is required".into()),
-            &headers,
-        )
-        .into_response();
+    let connection = match required_connection(&rest) {
+        Ok(c) => c,
+        Err(e) => return AuthError::for_request(e, &headers).into_response(),
     };
     let options = ConnectAccountOptions::new(connection)
         .scopes(scopes)
         .app_state(return_to_state(&auth, &rest));
-    let mut jar = AxumCookieJar(cookies);
-    match auth.client().start_connect_account(options, &mut jar).await {
-        Ok(url) => redirect(url.as_str()),
-        Err(e) => AuthError::for_request(e, &headers).into_response(),
-    }
+    let result = auth
+        .client()
+        .start_connect_account(options, &mut AxumCookieJar(cookies))
+        .await;
+    redirect_or_error(result, &headers)
 }
 
 async fn logout(
@@ -332,11 +336,8 @@ async fn logout(
         Ok(abs) => LogoutOptions::new().return_to(abs.to_string()),
         Err(_) => LogoutOptions::new(),
     };
-    let mut jar = AxumCookieJar(cookies);
-    match auth.client().logout(options, &mut jar).await {
-        Ok(url) => redirect(url.as_str()),
-        Err(e) => AuthError::for_request(e, &headers).into_response(),
-    }
+    let result = auth.client().logout(options, &mut AxumCookieJar(cookies)).await;
+    redirect_or_error(result, &headers)
 }
 
 /// OIDC Back-Channel Logout §2.5/§2.8: form-encoded `logout_token`; `200` with

@@ -196,7 +196,7 @@ impl ServerClient {
             self.inner.sessions.delete(jar).await?;
             return Ok(None);
         }
-        if !c.server_side_sessions {
+        if !c.server_side_sessions && c.backend.may_have_logouts() {
             let mut keys = vec![LogoutKey::Sid(session.internal.sid.clone())];
             if let Some(sub) = session.user.get("sub").and_then(serde_json::Value::as_str) {
                 keys.push(LogoutKey::Sub(sub.to_owned()));

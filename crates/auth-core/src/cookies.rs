@@ -95,6 +95,14 @@ pub trait CookieJar: Send {
     fn set(&mut self, name: &str, value: &str, attributes: &CookieAttributes);
     /// Remove a cookie: the response expires it (same path/domain as given).
     fn remove(&mut self, name: &str, attributes: &CookieAttributes);
+    /// Appends the value of `name` to `out`; `false` when absent. Jars that hold the values
+    /// can override it to skip the copy [`CookieJar::get`] makes (the session read path).
+    fn append_value(&self, name: &str, out: &mut String) -> bool {
+        self.get(name).is_some_and(|v| {
+            out.push_str(&v);
+            true
+        })
+    }
 }
 
 /// One cookie on the response side of a [`MemoryCookieJar`].
@@ -388,7 +396,9 @@ pub(crate) fn read_chunked(jar: &dyn CookieJar, base: &str, max_chunks: usize) -
         if *index != expected {
             return None;
         }
-        value.push_str(&jar.get(name)?);
+        if !jar.append_value(name, &mut value) {
+            return None;
+        }
     }
     Some(value)
 }

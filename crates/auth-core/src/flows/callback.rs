@@ -58,6 +58,21 @@ impl CallbackParams {
         Ok(Self { params })
     }
 
+    /// The provider's `error` / `error_description` (RFC 6749 §4.1.2.1), trimmed to sane
+    /// sizes, as a typed error; `Ok` when the callback carries none.
+    pub(crate) fn provider_error(&self) -> Result<()> {
+        match self.get("error") {
+            Some(error) => Err(Error::Authorization(crate::error::OAuthError {
+                error: crate::http::truncate(error, 128),
+                error_description: self
+                    .get("error_description")
+                    .map(|d| crate::http::truncate(d, 512)),
+                status: None,
+            })),
+            None => Ok(()),
+        }
+    }
+
     /// The value of `name`.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {

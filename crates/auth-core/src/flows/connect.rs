@@ -14,7 +14,7 @@ use super::access_token::AccessTokenOptions;
 use super::callback::CallbackParams;
 use crate::client::ServerClient;
 use crate::cookies::CookieJar;
-use crate::error::{CallbackError, ConfigError, Error, OAuthError, Result};
+use crate::error::{CallbackError, ConfigError, Error, Result};
 use crate::http;
 use crate::secret::SecretString;
 use crate::time::now;
@@ -344,13 +344,7 @@ impl ServerClient {
         params: &CallbackParams,
         jar: &mut dyn CookieJar,
     ) -> Result<ConnectResult> {
-        if let Some(error) = params.get("error") {
-            return Err(Error::Authorization(OAuthError {
-                error: http::truncate(error, 128),
-                error_description: params.get("error_description").map(|d| http::truncate(d, 512)),
-                status: None,
-            }));
-        }
+        params.provider_error()?;
         let connect_code = params
             .get("connect_code")
             .filter(|c| !c.is_empty())

@@ -10,7 +10,7 @@ use super::token::{TokenResponse, check_at_hash};
 use crate::client::ServerClient;
 use crate::cookies::CookieJar;
 use crate::discovery::ProviderMetadata;
-use crate::error::{CallbackError, ConfigError, Error, IdTokenError, OAuthError, Result};
+use crate::error::{CallbackError, ConfigError, Error, IdTokenError, Result};
 use crate::id_token::{self, Expected};
 use crate::params::{AuthorizationParams, normalize_scope};
 use crate::session::{Internal, SessionData, TokenSet, UserClaims, user_claims};
@@ -349,13 +349,7 @@ impl ServerClient {
     ) -> Result<(TokenResponse, String, Map<String, Value>)> {
         let meta = self.metadata().await?;
         check_response_issuer(&meta, params)?;
-        if let Some(error) = params.get("error") {
-            return Err(Error::Authorization(OAuthError {
-                error: http::truncate(error, 128),
-                error_description: params.get("error_description").map(|d| http::truncate(d, 512)),
-                status: None,
-            }));
-        }
+        params.provider_error()?;
         let code = params
             .get("code")
             .filter(|c| !c.is_empty())

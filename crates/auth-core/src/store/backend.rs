@@ -49,6 +49,12 @@ pub trait SessionBackend: Send + Sync + Debug + 'static {
     /// Records that `key` was logged out at `at` (seconds since the epoch), kept for `ttl`.
     async fn record_logout(&self, key: &LogoutKey, at: u64, ttl: Duration) -> Result<(), StoreError>;
 
+    /// `false` when no logout was ever recorded, so the per-request logout-list lookup can be
+    /// skipped. The default (`true`) is always correct.
+    fn may_have_logouts(&self) -> bool {
+        true
+    }
+
     /// The latest logout time recorded for any of `keys`.
     async fn logout_time(&self, keys: &[LogoutKey]) -> Result<Option<u64>, StoreError>;
 

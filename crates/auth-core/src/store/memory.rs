@@ -20,6 +20,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
     inner: Mutex<Inner>,
+    /// Set on the first recorded logout; lets session reads skip the logout-list lookup.
+    any_logout: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -147,10 +149,15 @@ impl SessionBackend for MemoryBackend {
         Ok(n)
     }
 
+    fn may_have_logouts(&self) -> bool {
+        self.any_logout.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     async fn record_logout(&self, key: &LogoutKey, at: u64, ttl: Duration) -> Result<(), StoreError> {
         let now = Instant::now();
         let mut g = self.lock()?;
         g.sweep(now);
+        self.any_logout.store(true, std::sync::atomic::Ordering::Release);
         let entry = g.logouts.entry(key.clone()).or_insert((at, now + ttl));
         if at >= entry.0 {
             *entry = (at, now + ttl);
