@@ -12,8 +12,6 @@ use http::{Extensions, StatusCode, Uri};
 use serde_json::json;
 use tower_cookies::Cookies;
 
-use std::sync::Arc;
-
 use crate::cookies::{AxumCookieJar, RequestJar};
 use crate::error::AuthError;
 use crate::state::{AuthState, Unauthenticated};
@@ -30,7 +28,7 @@ use crate::state::{AuthState, Unauthenticated};
 /// ```
 #[derive(Clone)]
 pub struct Session {
-    session: Arc<auth_core::Session>,
+    session: auth_core::Session,
     state: AuthState,
     cookies: Cookies,
 }
@@ -169,31 +167,67 @@ pub(crate) fn login_location(state: &AuthState, uri: &Uri) -> String {
     format!("{}?{q}", state.path("login"))
 }
 
+/// What [`crate::AuthState::layer`] leaves in each request's extensions: the app's auth state
+/// and, once read, the request's session, so it is decoded at most once per request.
 #[derive(Clone)]
-struct Cached(Option<Arc<auth_core::Session>>);
+pub(crate) struct RequestAuth {
+    state: AuthState,
+    /// `None` until read; then the session, or `Some(None)` for none.
+    session: Option<Option<auth_core::Session>>,
+}
+
+impl RequestAuth {
+    pub(crate) fn new(state: AuthState) -> Self {
+        Self { state, session: None }
+    }
+}
+
+/// The session when it is at hand without waiting
+/// ([`auth_core::ServerClient::session_at_hand`]); `None` means "use [`load`]". A session found
+/// here is kept for the request's other extractors.
+pub(crate) fn load_at_hand(
+    headers: &http::HeaderMap,
+    extensions: &mut Extensions,
+) -> Option<auth_core::Session> {
+    let auth = extensions.get_mut::<RequestAuth>()?;
+    if let Some(s) = &auth.session {
+        return s.clone();
+    }
+    let session = auth
+        .state
+        .client()
+        .session_at_hand(&RequestJar::read_only(headers))?;
+    auth.session = Some(Some(session.clone()));
+    Some(session)
+}
 
 /// Loads the session once per request.
 pub(crate) async fn load(
     headers: &http::HeaderMap,
     extensions: &mut Extensions,
-) -> Result<(AuthState, Cookies, Option<Arc<auth_core::Session>>), SessionRejection> {
-    let (Some(state), Some(cookies)) = (
-        extensions.get::<AuthState>().cloned(),
+) -> Result<(AuthState, Cookies, Option<auth_core::Session>), SessionRejection> {
+    let (Some(auth), Some(cookies)) = (
+        extensions.get::<RequestAuth>(),
         extensions.get::<Cookies>().cloned(),
     ) else {
         return Err(SessionRejection::MissingAuthLayer);
     };
-    if let Some(Cached(s)) = extensions.get::<Cached>() {
+    let state = auth.state.clone();
+    if let Some(s) = &auth.session {
         return Ok((state, cookies, s.clone()));
+    }
+    if let Some(session) = load_at_hand(headers, extensions) {
+        return Ok((state, cookies, Some(session)));
     }
     let mut jar = RequestJar::new(headers, cookies.clone());
     let session = state
         .client()
         .get_session(&mut jar)
         .await
-        .map_err(|e| SessionRejection::Store(AuthError::new(e)))?
-        .map(Arc::new);
-    extensions.insert(Cached(session.clone()));
+        .map_err(|e| SessionRejection::Store(AuthError::new(e)))?;
+    if let Some(auth) = extensions.get_mut::<RequestAuth>() {
+        auth.session = Some(session.clone());
+    }
     Ok((state, cookies, session))
 }
 

@@ -21,7 +21,7 @@ use serde_json::json;
 use tower::{Layer, Service};
 
 use crate::error::wants_html;
-use crate::extract::{load, login_location, redirect, unauthorized};
+use crate::extract::{load, load_at_hand, login_location, redirect, unauthorized};
 
 /// Decides whether a logged-in user may pass.
 pub trait AuthorizePolicy: Clone + Send + Sync + 'static {
@@ -169,19 +169,27 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = RequireAuthFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+        // The common request: a session at hand (no await), so the service that was polled
+        // ready is called right away.
+        if let Some(session) = load_at_hand(&parts.headers, &mut parts.extensions) {
+            if !self.policy.authorize(session.user()) {
+                return RequireAuthFuture::ready(forbidden());
+            }
+            return RequireAuthFuture::inner(self.inner.call(Request::from_parts(parts, body)));
+        }
         // The clone that was polled ready is the one we call (tower's usual swap).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let (mode, policy) = (self.mode, self.policy.clone());
-        Box::pin(async move {
-            let (mut parts, body) = req.into_parts();
+        RequireAuthFuture::boxed(Box::pin(async move {
             let loaded = load(&parts.headers, &mut parts.extensions).await;
             let (state, _, session) = match loaded {
                 Ok(l) => l,
@@ -206,7 +214,72 @@ where
                 return Ok(forbidden());
             }
             inner.call(Request::from_parts(parts, body)).await
-        })
+        }))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`RequireAuthService`]: the inner service's future when the
+    /// session was at hand, a ready answer, or the boxed session read otherwise.
+    pub struct RequireAuthFuture<F> {
+        #[pin]
+        state: FutureState<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = FutureStateProj]
+    enum FutureState<F> {
+        Inner { #[pin] future: F },
+        Ready { response: Option<Response> },
+        Boxed { future: Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>> },
+    }
+}
+
+impl<F> RequireAuthFuture<F> {
+    fn inner(future: F) -> Self {
+        Self {
+            state: FutureState::Inner { future },
+        }
+    }
+
+    fn ready(response: Response) -> Self {
+        Self {
+            state: FutureState::Ready {
+                response: Some(response),
+            },
+        }
+    }
+
+    fn boxed(future: Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>) -> Self {
+        Self {
+            state: FutureState::Boxed { future },
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for RequireAuthFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequireAuthFuture")
+    }
+}
+
+impl<F> Future for RequireAuthFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            FutureStateProj::Inner { future } => future.poll(cx),
+            FutureStateProj::Ready { response } => match response.take() {
+                Some(r) => Poll::Ready(Ok(r)),
+                // Polled again after completing: a contract violation by the caller.
+                None => Poll::Ready(Ok(StatusCode::INTERNAL_SERVER_ERROR.into_response())),
+            },
+            FutureStateProj::Boxed { future } => future.as_mut().poll(cx),
+        }
     }
 }
 

@@ -243,7 +243,8 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         mark_sensitive(req.headers_mut(), &COOKIE);
-        req.extensions_mut().insert(self.state.clone());
+        req.extensions_mut()
+            .insert(crate::extract::RequestAuth::new(self.state.clone()));
         future::SensitiveResponse {
             inner: self.inner.call(req),
         }
@@ -251,6 +252,18 @@ where
 }
 
 fn mark_sensitive(headers: &mut HeaderMap, name: &http::HeaderName) {
+    // One value (HTTP/1.1, where browsers send one Cookie header) is marked without `entry`,
+    // which may grow the map.
+    let mut values = headers.get_all(name).iter();
+    if values.next().is_none() {
+        return;
+    }
+    if values.next().is_none() {
+        if let Some(v) = headers.get_mut(name) {
+            v.set_sensitive(true);
+        }
+        return;
+    }
     if let http::header::Entry::Occupied(mut e) = headers.entry(name) {
         for v in e.iter_mut() {
             v.set_sensitive(true);

@@ -183,6 +183,25 @@ impl ServerClient {
             .map(|s| Session::from_shared(s, true)))
     }
 
+    /// The session when it can be had at once: the store has it at hand (the cookie store's
+    /// opened-session cache), it is within its lifetimes, no back-channel logout list has to be
+    /// consulted and no rolling-window touch is due. `None` means "call
+    /// [`get_session`](Self::get_session)", which handles every other case (and may find no
+    /// session). Adapters use it to answer the common request without an `await`.
+    #[must_use]
+    pub fn session_at_hand(&self, jar: &dyn CookieJar) -> Option<Session> {
+        let c = &self.inner.config;
+        if !c.server_side_sessions && c.backend.may_have_logouts() {
+            return None;
+        }
+        let session = self.inner.sessions.get_at_hand(jar)?;
+        let now = now();
+        if c.lifetimes.is_expired(&session, now) || c.lifetimes.needs_touch(&session, now) {
+            return None;
+        }
+        Some(Session::from_shared(session, false))
+    }
+
     /// Reads the session and enforces what the store alone cannot: lifetimes, the
     /// back-channel logout list (stateless sessions), and the rolling-window touch.
     pub(crate) async fn load_session(&self, jar: &mut dyn CookieJar) -> Result<Option<Arc<SessionData>>> {
@@ -236,3 +255,7 @@ impl ServerClient {
         self.inner.sessions.delete_by_logout(key).await
     }
 }
+
+#[cfg(test)]
+#[path = "at_hand_tests.rs"]
+mod at_hand_tests;

@@ -7,6 +7,7 @@
 //! [`CookieAttributes`] into `Set-Cookie` headers, for example with
 //! [`CookieAttributes::to_cookie`] and [`CookieAttributes::to_removal_cookie`].
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -95,13 +96,14 @@ pub trait CookieJar: Send {
     fn set(&mut self, name: &str, value: &str, attributes: &CookieAttributes);
     /// Remove a cookie: the response expires it (same path/domain as given).
     fn remove(&mut self, name: &str, attributes: &CookieAttributes);
-    /// Appends the value of `name` to `out`; `false` when absent. Jars that hold the values
-    /// can override it to skip the copy [`CookieJar::get`] makes (the session read path).
-    fn append_value(&self, name: &str, out: &mut String) -> bool {
-        self.get(name).is_some_and(|v| {
-            out.push_str(&v);
-            true
-        })
+    /// The visible cookies as borrowed `(name, value bytes)` pairs, names unique, for a jar
+    /// that holds the request's cookies and can lend them without copying or validating the
+    /// values: the per-request session read then finds and compares its chunks without a copy
+    /// (values that are not UTF-8 are simply not a session). `None`, the default, makes
+    /// callers use [`names`](Self::names) and [`get`](Self::get). A jar that lends must return
+    /// `None` once a write through it changed what is visible (read-your-writes).
+    fn lend(&self) -> Option<&[(&str, &[u8])]> {
+        None
     }
 }
 
@@ -367,40 +369,126 @@ pub(crate) fn write_chunked(jar: &mut dyn CookieJar, base: &str, value: &str, at
     }
 }
 
-/// Reads a value written by [`write_chunked`]: joins `<base>_0` … `<base>_<count-1>` in
-/// numeric order.
+/// A value written by [`write_chunked`], as read back: its chunks in order, borrowed from the
+/// jar when it lends them ([`CookieJar::lend`]), so a caller that only needs to compare the
+/// value (the opened-session cache) never joins or copies it.
+pub(crate) struct Chunks<'a> {
+    parts: Vec<Cow<'a, [u8]>>,
+    len: usize,
+}
+
+impl Chunks<'_> {
+    /// Length of the joined value in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The joined value; `None` when it is not UTF-8 (then it is no value we wrote).
+    pub(crate) fn join(&self) -> Option<String> {
+        String::from_utf8(self.join_bytes()).ok()
+    }
+
+    fn join_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len);
+        for p in &self.parts {
+            out.extend_from_slice(p);
+        }
+        out
+    }
+
+    /// The joined value's last `n` bytes (all of it when shorter), copied only when they span
+    /// two chunks.
+    pub(crate) fn tail(&self, n: usize) -> Cow<'_, [u8]> {
+        let n = n.min(self.len);
+        match self.parts.last() {
+            Some(last) if last.len() >= n => Cow::Borrowed(&last[last.len() - n..]),
+            _ => {
+                let joined = self.join_bytes();
+                Cow::Owned(joined[joined.len() - n..].to_vec())
+            }
+        }
+    }
+
+    /// Whether the joined value is exactly `other`, looking at every byte whatever the first
+    /// difference (no early exit), so the time taken depends on the lengths only.
+    pub(crate) fn same_bytes(&self, other: &[u8]) -> bool {
+        if self.len != other.len() {
+            return false;
+        }
+        let mut diff = 0u8;
+        let mut rest = other;
+        for p in &self.parts {
+            let (here, after) = rest.split_at(p.len());
+            // An OR of all byte differences: no branch on the data (and it vectorises well).
+            diff |= p.iter().zip(here).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+            rest = after;
+        }
+        std::hint::black_box(diff) == 0
+    }
+}
+
+/// Reads a value written by [`write_chunked`]: `<base>_0` … `<base>_<count-1>` in numeric
+/// order, borrowed from the jar when it lends its cookies.
 ///
 /// Returns `None` ("no session") when any chunk has an invalid suffix, the indexes are not
 /// exactly `0..count`, or `count > max_chunks`. When no chunk exists, a single un-chunked
 /// `<base>` cookie is returned instead, if present.
-pub(crate) fn read_chunked(jar: &dyn CookieJar, base: &str, max_chunks: usize) -> Option<String> {
-    let mut chunks: Vec<(usize, String)> = Vec::new();
-    for name in jar.names() {
-        match classify(&name, base) {
-            ChunkName::Index(index) => {
-                if chunks.len() >= max_chunks {
-                    return None;
+pub(crate) fn read_chunks<'a>(jar: &'a dyn CookieJar, base: &str, max_chunks: usize) -> Option<Chunks<'a>> {
+    let mut chunks: Vec<(usize, Cow<'a, [u8]>)> = Vec::new();
+    let mut plain: Option<Cow<'a, [u8]>> = None;
+    if let Some(pairs) = jar.lend() {
+        for &(name, value) in pairs {
+            match classify(name, base) {
+                ChunkName::Index(index) => {
+                    if chunks.len() >= max_chunks {
+                        return None;
+                    }
+                    chunks.push((index, Cow::Borrowed(value)));
                 }
-                chunks.push((index, name));
+                ChunkName::Invalid => return None,
+                ChunkName::Unrelated if name == base => plain = Some(Cow::Borrowed(value)),
+                ChunkName::Unrelated => {}
             }
-            ChunkName::Invalid => return None,
-            ChunkName::Unrelated => {}
+        }
+    } else {
+        for name in jar.names() {
+            match classify(&name, base) {
+                ChunkName::Index(index) => {
+                    if chunks.len() >= max_chunks {
+                        return None;
+                    }
+                    chunks.push((index, Cow::Owned(jar.get(&name)?.into_bytes())));
+                }
+                ChunkName::Invalid => return None,
+                ChunkName::Unrelated => {}
+            }
+        }
+        if chunks.is_empty() {
+            plain = jar.get(base).map(|v| Cow::Owned(v.into_bytes()));
         }
     }
     if chunks.is_empty() {
-        return jar.get(base);
+        return plain.map(|p| Chunks {
+            len: p.len(),
+            parts: vec![p],
+        });
     }
     chunks.sort_unstable_by_key(|(index, _)| *index);
-    let mut value = String::new();
-    for (expected, (index, name)) in chunks.iter().enumerate() {
-        if *index != expected {
+    let mut parts = Vec::with_capacity(chunks.len());
+    let mut len = 0usize;
+    for (expected, (index, value)) in chunks.into_iter().enumerate() {
+        if index != expected {
             return None;
         }
-        if !jar.append_value(name, &mut value) {
-            return None;
-        }
+        len += value.len();
+        parts.push(value);
     }
-    Some(value)
+    Some(Chunks { parts, len })
+}
+
+/// [`read_chunks`], joined.
+pub(crate) fn read_chunked(jar: &dyn CookieJar, base: &str, max_chunks: usize) -> Option<String> {
+    read_chunks(jar, base, max_chunks)?.join()
 }
 
 /// Removes the whole chunk family of `base` (every `<base>_<suffix>` chunk, valid or not) and
@@ -755,6 +843,95 @@ mod tests {
         assert_eq!(jar.get("c").as_deref(), Some(""));
         assert_eq!(jar.names(), vec!["a", "b", "c"]);
         assert!(MemoryCookieJar::from_cookie_header("").names().is_empty());
+    }
+
+    /// A jar that lends its cookies, as the Axum request jar does.
+    struct Lending<'a>(Vec<(&'a str, &'a [u8])>);
+
+    impl CookieJar for Lending<'_> {
+        fn get(&self, name: &str) -> Option<String> {
+            let (_, v) = self.0.iter().find(|(n, _)| *n == name)?;
+            String::from_utf8(v.to_vec()).ok()
+        }
+        fn names(&self) -> Vec<String> {
+            self.0.iter().map(|(n, _)| (*n).to_owned()).collect()
+        }
+        fn set(&mut self, _: &str, _: &str, _: &CookieAttributes) {
+            unreachable!("read-only in these tests")
+        }
+        fn remove(&mut self, _: &str, _: &CookieAttributes) {
+            unreachable!("read-only in these tests")
+        }
+        fn lend(&self) -> Option<&[(&str, &[u8])]> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn lent_and_copied_reads_agree() {
+        let c = |n: &str| format!("{BASE}_{n}");
+        let cases: Vec<Vec<(String, String)>> = vec![
+            vec![],
+            vec![(BASE.into(), "plain".into())],
+            vec![(c("0"), "a".into())],
+            vec![(c("1"), "b".into()), (c("0"), "a".into())],
+            vec![(c("0"), "a".into()), (c("2"), "c".into())],
+            vec![(c("1"), "b".into())],
+            vec![(c("0"), "a".into()), (c("01"), "x".into())],
+            vec![(c("0"), "a".into()), (c("x"), "x".into())],
+            vec![(c("0"), "a".into()), (BASE.into(), "plain".into())],
+            vec![
+                (c("0"), "a".into()),
+                (c("tx_state"), "t".into()),
+                ("other".into(), "o".into()),
+            ],
+            (0..12)
+                .rev()
+                .map(|i| (c(&i.to_string()), format!("<{i}>")))
+                .collect(),
+            (0..=MAX).map(|i| (c(&i.to_string()), i.to_string())).collect(),
+            (0..MAX).map(|i| (c(&i.to_string()), i.to_string())).collect(),
+        ];
+        for cookies in cases {
+            let memory = MemoryCookieJar::from_request_cookies(cookies.clone());
+            let lending = Lending(cookies.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect());
+            assert_eq!(
+                read_chunked(&lending, BASE, MAX),
+                read_chunked(&memory, BASE, MAX),
+                "{cookies:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn lent_value_that_is_not_utf8_is_no_value() {
+        let name = format!("{BASE}_0");
+        let lending = Lending(vec![(name.as_str(), b"ab\xffcd".as_slice())]);
+        assert_eq!(read_chunked(&lending, BASE, MAX), None);
+    }
+
+    #[test]
+    fn chunks_tail_and_comparison_span_chunk_boundaries() {
+        let (n0, n1) = (format!("{BASE}_0"), format!("{BASE}_1"));
+        let lending = Lending(vec![
+            (n1.as_str(), b"de".as_slice()),
+            (n0.as_str(), b"abc".as_slice()),
+        ]);
+        let chunks = read_chunks(&lending, BASE, MAX).unwrap();
+        assert_eq!(chunks.len(), 5);
+        assert_eq!(chunks.join().as_deref(), Some("abcde"));
+        assert_eq!(&*chunks.tail(2), b"de");
+        assert_eq!(&*chunks.tail(3), b"cde");
+        assert_eq!(&*chunks.tail(64), b"abcde");
+        assert!(chunks.same_bytes(b"abcde"));
+        for (i, other) in [b"xbcde", b"axcde", b"abxde", b"abcxe", b"abcdx"]
+            .iter()
+            .enumerate()
+        {
+            assert!(!chunks.same_bytes(*other), "difference at {i}");
+        }
+        assert!(!chunks.same_bytes(b"abcd"));
+        assert!(!chunks.same_bytes(b"abcdef"));
     }
 
     #[test]

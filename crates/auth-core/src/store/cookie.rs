@@ -52,7 +52,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{LogoutKey, StateStore, TransactionStore, WriteOptions};
-use crate::cookies::{CookieAttributes, CookieJar, read_chunked, remove_chunked, write_chunked};
+use crate::cookies::{Chunks, CookieAttributes, CookieJar, read_chunks, remove_chunked, write_chunked};
 use crate::error::Result;
 use crate::seal::Sealer;
 use crate::session::SessionData;
@@ -195,23 +195,21 @@ impl OpenedCache {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn cacheable(&self, value: &str) -> bool {
-        self.capacity > 0 && value.len() <= MAX_CACHED_COOKIE_LEN
+    fn cacheable(&self, len: usize) -> bool {
+        self.capacity > 0 && len <= MAX_CACHED_COOKIE_LEN
     }
 
-    /// Index key: keyed hash of the length and the tail (authentication tag) of `value`.
-    fn key(&self, value: &str) -> u64 {
-        let bytes = value.as_bytes();
-        let tail = &bytes[bytes.len().saturating_sub(INDEX_TAIL_LEN)..];
-        self.hasher.hash_one((bytes.len(), tail))
+    /// Index key: keyed hash of the length and the tail (authentication tag) of a value.
+    fn key(&self, len: usize, tail: &[u8]) -> u64 {
+        self.hasher.hash_one((len, tail))
     }
 
-    /// The session opened earlier from exactly `value`, if cached.
-    fn get(&self, value: &str) -> Option<Arc<SessionData>> {
-        if !self.cacheable(value) {
+    /// The session opened earlier from exactly the joined `value`, if cached.
+    fn get(&self, value: &Chunks<'_>) -> Option<Arc<SessionData>> {
+        if !self.cacheable(value.len()) {
             return None;
         }
-        let key = self.key(value);
+        let key = self.key(value.len(), &value.tail(INDEX_TAIL_LEN));
         let entry = {
             let mut g = self.lock();
             let pos = g.index.get(&key).copied();
@@ -221,7 +219,7 @@ impl OpenedCache {
             })
         };
         match entry {
-            Some(e) if same_bytes(e.cookie.as_bytes(), value.as_bytes()) => {
+            Some(e) if value.same_bytes(e.cookie.as_bytes()) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 Some(Arc::clone(&e.session))
             }
@@ -234,10 +232,11 @@ impl OpenedCache {
 
     /// Remembers that `value` opened to `session`. Call only after a successful open.
     fn insert(&self, value: &str, session: &Arc<SessionData>) {
-        if !self.cacheable(value) {
+        if !self.cacheable(value.len()) {
             return;
         }
-        let key = self.key(value);
+        let bytes = value.as_bytes();
+        let key = self.key(bytes.len(), &bytes[bytes.len().saturating_sub(INDEX_TAIL_LEN)..]);
         let slot = Slot {
             key,
             entry: Arc::new(CachedSession {
@@ -287,17 +286,6 @@ impl OpenedCache {
     }
 }
 
-/// Whether `a == b`, looking at every byte whatever the first difference (no early exit), so
-/// the time taken depends on the lengths only.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    // An OR of all byte differences: no branch on the data (and it vectorises well).
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
-}
-
 /// Cookie attributes with `Max-Age` counting down to `expires_at`.
 pub(crate) fn until(attributes: &CookieAttributes, expires_at: u64) -> CookieAttributes {
     let secs = expires_at.saturating_sub(now()).max(1);
@@ -314,17 +302,27 @@ impl StateStore for CookieStateStore {
     }
 
     async fn get_shared(&self, jar: &mut dyn CookieJar) -> Result<Option<Arc<SessionData>>> {
-        let Some(sealed) = read_chunked(&*jar, &self.name, MAX_CHUNKS) else {
-            return Ok(None);
+        let sealed = {
+            let Some(chunks) = read_chunks(&*jar, &self.name, MAX_CHUNKS) else {
+                return Ok(None);
+            };
+            if let Some(s) = self.cache.get(&chunks) {
+                return Ok(Some(s));
+            }
+            let Some(joined) = chunks.join() else {
+                return Ok(None);
+            };
+            joined
         };
-        if let Some(s) = self.cache.get(&sealed) {
-            return Ok(Some(s));
-        }
         let opened = self.open(&sealed).map(Arc::new);
         if let Some(s) = &opened {
             self.cache.insert(&sealed, s);
         }
         Ok(opened)
+    }
+
+    fn get_at_hand(&self, jar: &dyn CookieJar) -> Option<Arc<SessionData>> {
+        self.cache.get(&read_chunks(jar, &self.name, MAX_CHUNKS)?)
     }
 
     async fn set(&self, session: &SessionData, options: WriteOptions, jar: &mut dyn CookieJar) -> Result<()> {

@@ -65,6 +65,13 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     async fn get_shared(&self, jar: &mut dyn CookieJar) -> Result<Option<std::sync::Arc<SessionData>>> {
         Ok(self.get(jar).await?.map(std::sync::Arc::new))
     }
+    /// The session when the store has it at hand without waiting (for example an opened-session
+    /// cache hit); `None` means "ask [`StateStore::get_shared`]", not "no session". Must agree
+    /// with `get_shared` whenever it returns a session. The default never has one at hand.
+    fn get_at_hand(&self, jar: &dyn CookieJar) -> Option<std::sync::Arc<SessionData>> {
+        let _ = jar;
+        None
+    }
     /// Writes the session.
     async fn set(&self, session: &SessionData, options: WriteOptions, jar: &mut dyn CookieJar) -> Result<()>;
     /// Ends the session.
