@@ -3,5 +3,6 @@
 #![deny(missing_docs)]
 
 pub mod connected_accounts;
+pub mod load;
 pub mod quickstart;
 pub mod serve;
