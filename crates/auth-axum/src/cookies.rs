@@ -1,47 +1,190 @@
-//! The cookie-jar adapter: core's [`CookieJar`] over tower-cookies.
+//! Cookies for the library: core's [`CookieJar`] over an Axum request.
 //!
-//! Every write goes into the request's tower-cookies jar, and the cookie manager layer turns the
-//! jar's changes into `Set-Cookie` headers on the response, so each cookie write of a request
-//! lands in that request's response.
+//! [`crate::AuthState::layer`] gives each request a [`ResponseCookies`] list. Every write
+//! through a jar of that request goes into the list, and the layer turns it into `Set-Cookie`
+//! headers on the response, so each cookie write of a request lands in that request's response.
+//! Reads come straight from the request's `Cookie` header(s): no cookie parser, no copy on the
+//! per-request session read ([`RequestJar`]).
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use auth_core::cookies::{CookieAttributes, CookieJar};
-use tower_cookies::Cookies;
+use axum::extract::FromRequestParts;
+use http::HeaderValue;
+use http::header::COOKIE;
+use http::request::Parts;
 
-/// Core's cookie jar for one Axum request.
+use crate::extract::{RequestAuth, SessionRejection};
+
+/// One write to the response's cookies.
+struct Write {
+    name: String,
+    /// The value set, `None` for a removal.
+    value: Option<String>,
+    header: Option<HeaderValue>,
+}
+
+/// The cookie writes of one request, in order, latest per name; the auth layer puts them on
+/// the response as `Set-Cookie` headers.
+#[derive(Clone, Default)]
+pub(crate) struct ResponseCookies(Arc<Mutex<Vec<Write>>>);
+
+impl ResponseCookies {
+    fn lock(&self) -> MutexGuard<'_, Vec<Write>> {
+        // Nothing panics while the lock is held; a poisoned list is still consistent.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self, name: &str, value: Option<&str>, attributes: &CookieAttributes) {
+        let cookie = match value {
+            Some(v) => attributes.to_cookie(name, v),
+            None => attributes.to_removal_cookie(name),
+        };
+        // Names and values the library writes are plain ASCII; anything else is not sent.
+        let header = HeaderValue::from_str(&cookie.to_string()).ok();
+        if header.is_none() {
+            tracing::warn!(cookie = name, "cookie not written: not a valid Set-Cookie value");
+        }
+        let mut writes = self.lock();
+        writes.retain(|w| w.name != name);
+        writes.push(Write {
+            name: name.to_owned(),
+            value: value.map(str::to_owned),
+            header,
+        });
+    }
+
+    /// What this request wrote for `name`: `Some(Some(value))`, `Some(None)` for a removal,
+    /// `None` when untouched.
+    fn written(&self, name: &str) -> Option<Option<String>> {
+        self.lock()
+            .iter()
+            .find(|w| w.name == name)
+            .map(|w| w.value.clone())
+    }
+
+    /// Names written in this request, with whether each was set (`true`) or removed.
+    fn written_names(&self) -> Vec<(String, bool)> {
+        self.lock()
+            .iter()
+            .map(|w| (w.name.clone(), w.value.is_some()))
+            .collect()
+    }
+
+    /// The `Set-Cookie` values for the response, emptying the list.
+    pub(crate) fn take_headers(&self) -> Vec<HeaderValue> {
+        std::mem::take(&mut *self.lock())
+            .into_iter()
+            .filter_map(|w| w.header)
+            .collect()
+    }
+}
+
+/// The request's `Cookie` header values (cheap clones of the received bytes).
+#[derive(Clone, Default)]
+pub(crate) enum CookieHeaders {
+    #[default]
+    None,
+    One(HeaderValue),
+    Many(Arc<[HeaderValue]>),
+}
+
+impl CookieHeaders {
+    pub(crate) fn of(headers: &http::HeaderMap) -> Self {
+        let mut values = headers.get_all(COOKIE).iter();
+        match (values.next(), values.next()) {
+            (None, _) => Self::None,
+            (Some(one), None) => Self::One(one.clone()),
+            (Some(_), Some(_)) => Self::Many(headers.get_all(COOKIE).iter().cloned().collect()),
+        }
+    }
+
+    fn values(&self) -> &[HeaderValue] {
+        match self {
+            Self::None => &[],
+            Self::One(v) => std::slice::from_ref(v),
+            Self::Many(v) => v,
+        }
+    }
+}
+
+/// Core's cookie jar for one Axum request: the request's cookies plus what this request wrote
+/// (read-your-writes), writes going to the response.
+///
+/// Extract it in a handler (it needs [`crate::AuthState::layer`]) to call `auth_core` flows the
+/// router does not wrap, or get it with [`crate::Session::client_and_jar`].
 #[derive(Clone)]
-pub struct AxumCookieJar(pub(crate) Cookies);
+pub struct AxumCookieJar {
+    request: CookieHeaders,
+    writes: ResponseCookies,
+}
 
 impl AxumCookieJar {
-    /// Wraps the request's tower-cookies jar.
-    #[must_use]
-    pub fn new(cookies: Cookies) -> Self {
-        Self(cookies)
+    pub(crate) fn new(request: CookieHeaders, writes: ResponseCookies) -> Self {
+        Self { request, writes }
     }
 }
 
 impl std::fmt::Debug for AxumCookieJar {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<String> = self.0.list().iter().map(|c| c.name().to_owned()).collect();
-        f.debug_struct("AxumCookieJar").field("names", &names).finish()
+        f.debug_struct("AxumCookieJar")
+            .field("names", &self.names())
+            .finish()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AxumCookieJar {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let auth = parts
+            .extensions
+            .get::<RequestAuth>()
+            .ok_or(SessionRejection::MissingAuthLayer)?;
+        Ok(Self::new(
+            CookieHeaders::of(&parts.headers),
+            auth.writes().clone(),
+        ))
     }
 }
 
 impl CookieJar for AxumCookieJar {
     fn get(&self, name: &str) -> Option<String> {
-        self.0.get(name).map(|c| c.value().to_owned())
+        if let Some(written) = self.writes.written(name) {
+            return written;
+        }
+        let pairs = parse(self.request.values());
+        let (_, value) = pairs.as_slice().iter().find(|(n, _)| *n == name)?;
+        std::str::from_utf8(value).ok().map(str::to_owned)
     }
 
     fn names(&self) -> Vec<String> {
-        self.0.list().iter().map(|c| c.name().to_owned()).collect()
+        merge_names(&parse(self.request.values()), &self.writes.written_names())
     }
 
     fn set(&mut self, name: &str, value: &str, attributes: &CookieAttributes) {
-        self.0.add(attributes.to_cookie(name, value));
+        self.writes.write(name, Some(value), attributes);
     }
 
     fn remove(&mut self, name: &str, attributes: &CookieAttributes) {
-        self.0.remove(attributes.to_cookie(name, ""));
+        self.writes.write(name, None, attributes);
     }
+}
+
+/// Request cookie names, minus the ones written since, plus the ones set since.
+fn merge_names(request: &Pairs<'_>, written: &[(String, bool)]) -> Vec<String> {
+    let mut names: Vec<String> = request
+        .as_slice()
+        .iter()
+        .filter(|(n, _)| !written.iter().any(|(w, _)| w == n))
+        .map(|(n, _)| (*n).to_owned())
+        .collect();
+    for (n, set) in written {
+        if *set && !names.contains(n) {
+            names.push(n.clone());
+        }
+    }
+    names
 }
 
 /// Cookies of one request considered when reading the session; later ones are ignored.
@@ -99,62 +242,67 @@ impl<'h> Pairs<'h> {
 /// The jar used to *read* the session on every request: it borrows the cookies straight from
 /// the request's `Cookie` header(s), split without a cookie parser or any copy (our values are
 /// base64url and never percent-encoded), and lends them to the session read
-/// ([`CookieJar::lend`]). Writes (a rolling-window touch, an expired session's removal) go
-/// through tower-cookies so they land in the response, and are read back from here.
+/// ([`CookieJar::lend`]). Writes (a rolling-window touch, an expired session's removal) go to
+/// the request's [`ResponseCookies`] so they land in the response, and are read back from here.
 pub(crate) struct RequestJar<'h> {
     request: Pairs<'h>,
     written: Vec<(String, Option<String>)>,
     /// Where writes go; `None` for a read-only jar, only ever lent as `&dyn CookieJar`.
-    cookies: Option<Cookies>,
+    writes: Option<ResponseCookies>,
 }
 
 impl<'h> RequestJar<'h> {
-    pub(crate) fn new(headers: &'h http::HeaderMap, cookies: Cookies) -> Self {
+    pub(crate) fn new(headers: &'h http::HeaderMap, writes: ResponseCookies) -> Self {
         Self {
-            cookies: Some(cookies),
+            writes: Some(writes),
             ..Self::read_only(headers)
         }
     }
 
     /// A jar for reading only: it is lent as `&dyn CookieJar`, so nothing can write to it.
     pub(crate) fn read_only(headers: &'h http::HeaderMap) -> Self {
-        let mut request = Pairs::default();
-        'headers: for value in headers.get_all(http::header::COOKIE) {
-            let mut rest = value.as_bytes();
-            while !rest.is_empty() {
-                let (pair, after) = match memchr::memchr(b';', rest) {
-                    Some(i) => (&rest[..i], &rest[i + 1..]),
-                    None => (rest, &rest[rest.len()..]),
-                };
-                rest = after;
-                let Some(eq) = memchr::memchr(b'=', pair) else {
-                    continue;
-                };
-                // Values stay bytes until used: the session read compares them as bytes.
-                let Ok(name) = std::str::from_utf8(pair[..eq].trim_ascii()) else {
-                    continue;
-                };
-                let value = pair[eq + 1..].trim_ascii();
-                // The first of duplicate names wins, as in browsers' ordering and tower-cookies.
-                if !name.is_empty() && !request.as_slice().iter().any(|(n, _)| *n == name) {
-                    if request.len() == MAX_REQUEST_COOKIES {
-                        break 'headers;
-                    }
-                    request.push((name, value));
-                }
-            }
-        }
         Self {
-            request,
+            request: parse(headers.get_all(COOKIE)),
             written: Vec::new(),
-            cookies: None,
+            writes: None,
         }
     }
 }
 
+/// Splits `Cookie` header values into `(name, value)` pairs: `;`-separated, trimmed, names
+/// UTF-8 (values stay bytes until used), the first of duplicate names winning (browsers send
+/// the most specific cookie first), at most [`MAX_REQUEST_COOKIES`].
+fn parse<'h>(values: impl IntoIterator<Item = &'h HeaderValue>) -> Pairs<'h> {
+    let mut pairs = Pairs::default();
+    for value in values {
+        let mut rest = value.as_bytes();
+        while !rest.is_empty() {
+            let (pair, after) = match memchr::memchr(b';', rest) {
+                Some(i) => (&rest[..i], &rest[i + 1..]),
+                None => (rest, &rest[rest.len()..]),
+            };
+            rest = after;
+            let Some(eq) = memchr::memchr(b'=', pair) else {
+                continue;
+            };
+            let Ok(name) = std::str::from_utf8(pair[..eq].trim_ascii()) else {
+                continue;
+            };
+            let value = pair[eq + 1..].trim_ascii();
+            if !name.is_empty() && !pairs.as_slice().iter().any(|(n, _)| *n == name) {
+                if pairs.len() == MAX_REQUEST_COOKIES {
+                    return pairs;
+                }
+                pairs.push((name, value));
+            }
+        }
+    }
+    pairs
+}
+
 impl CookieJar for RequestJar<'_> {
     fn get(&self, name: &str) -> Option<String> {
-        if let Some((_, v)) = self.written.iter().rev().find(|(n, _)| n == name) {
+        if let Some((_, v)) = self.written.iter().find(|(n, _)| n == name) {
             return v.clone();
         }
         let (_, value) = self.request.as_slice().iter().find(|(n, _)| *n == name)?;
@@ -162,32 +310,25 @@ impl CookieJar for RequestJar<'_> {
     }
 
     fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .request
-            .as_slice()
+        let written: Vec<(String, bool)> = self
+            .written
             .iter()
-            .filter(|(n, _)| !self.written.iter().any(|(w, _)| w == n))
-            .map(|(n, _)| (*n).to_owned())
+            .map(|(n, v)| (n.clone(), v.is_some()))
             .collect();
-        for (n, v) in &self.written {
-            if v.is_some() && !names.contains(n) {
-                names.push(n.clone());
-            }
-        }
-        names
+        merge_names(&self.request, &written)
     }
 
     fn set(&mut self, name: &str, value: &str, attributes: &CookieAttributes) {
-        if let Some(c) = &self.cookies {
-            c.add(attributes.to_cookie(name, value));
+        if let Some(w) = &self.writes {
+            w.write(name, Some(value), attributes);
         }
         self.written.retain(|(n, _)| n != name);
         self.written.push((name.to_owned(), Some(value.to_owned())));
     }
 
     fn remove(&mut self, name: &str, attributes: &CookieAttributes) {
-        if let Some(c) = &self.cookies {
-            c.remove(attributes.to_cookie(name, ""));
+        if let Some(w) = &self.writes {
+            w.write(name, None, attributes);
         }
         self.written.retain(|(n, _)| n != name);
         self.written.push((name.to_owned(), None));
@@ -249,42 +390,69 @@ mod tests {
         assert_eq!(RequestJar::read_only(&h).get("ok"), None);
     }
 
-    #[tokio::test]
-    async fn writes_end_lending_and_are_read_back_and_reach_the_response() {
-        use tower::{Layer, ServiceExt};
-        let svc = tower_cookies::CookieManagerLayer::new().layer(tower::service_fn(
-            |req: http::Request<()>| async move {
-                let cookies = req.extensions().get::<Cookies>().cloned().unwrap();
-                let mut jar = RequestJar::new(req.headers(), cookies);
-                assert!(jar.lend().is_some());
-                jar.set("a", "10", &CookieAttributes::default());
-                jar.remove("b", &CookieAttributes::default());
-                assert!(
-                    jar.lend().is_none(),
-                    "a written jar must not lend the request's cookies"
-                );
-                assert_eq!(jar.get("a").as_deref(), Some("10"));
-                assert_eq!(jar.get("b"), None);
-                assert_eq!(jar.names(), vec!["a"]);
-                Ok::<_, std::convert::Infallible>(http::Response::new(()))
-            },
-        ));
-        let req = http::Request::builder()
-            .header(COOKIE, "a=1; b=2")
-            .body(())
-            .unwrap();
-        let resp = svc.oneshot(req).await.unwrap();
-        let set: Vec<&str> = resp
-            .headers()
-            .get_all(http::header::SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().unwrap())
-            .collect();
-        assert!(set.iter().any(|c| c.starts_with("a=10")), "{set:?}");
+    #[test]
+    fn writes_end_lending_and_are_read_back() {
+        let h = headers(&[b"a=1; b=2; c=3"]);
+        let writes = ResponseCookies::default();
+        let mut jar = RequestJar::new(&h, writes.clone());
+        assert!(jar.lend().is_some());
+        jar.set("a", "10", &CookieAttributes::default());
+        jar.remove("b", &CookieAttributes::default());
+        jar.set("d", "4", &CookieAttributes::default());
         assert!(
-            set.iter().any(|c| c.starts_with("b=") && c.contains("Max-Age=0")),
+            jar.lend().is_none(),
+            "a written jar must not lend the request's cookies"
+        );
+        assert_eq!(jar.get("a").as_deref(), Some("10"));
+        assert_eq!(jar.get("b"), None);
+        assert_eq!(jar.names(), vec!["c", "a", "d"]);
+
+        // Another jar of the same request sees the writes too.
+        let other = AxumCookieJar::new(CookieHeaders::of(&h), writes.clone());
+        assert_eq!(other.get("a").as_deref(), Some("10"));
+        assert_eq!(other.get("b"), None);
+        assert_eq!(other.get("c").as_deref(), Some("3"));
+        assert_eq!(other.names(), vec!["c", "a", "d"]);
+
+        let set: Vec<String> = writes
+            .take_headers()
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(set.len(), 3, "{set:?}");
+        assert!(set[0].starts_with("a=10;"), "{set:?}");
+        assert!(
+            set[1].starts_with("b=;") && set[1].contains("Max-Age=0"),
             "{set:?}"
         );
+        assert!(set[2].starts_with("d=4;"), "{set:?}");
+        assert!(writes.take_headers().is_empty(), "taken once");
+    }
+
+    #[test]
+    fn the_latest_write_of_a_name_is_the_one_sent() {
+        let writes = ResponseCookies::default();
+        let mut jar = AxumCookieJar::new(CookieHeaders::None, writes.clone());
+        jar.set("x", "1", &CookieAttributes::default());
+        jar.remove("x", &CookieAttributes::default());
+        jar.set("y", "1", &CookieAttributes::default());
+        jar.set("y", "2", &CookieAttributes::default());
+        let set: Vec<String> = writes
+            .take_headers()
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(set.len(), 2, "{set:?}");
+        assert!(
+            set[0].starts_with("x=;") && set[0].contains("Max-Age=0"),
+            "{set:?}"
+        );
+        assert!(set[1].starts_with("y=2;"), "{set:?}");
+        // Multiple Cookie headers (HTTP/2) are read as one list.
+        let h = headers(&[b"a=1", b"b=2; a=3"]);
+        let jar = AxumCookieJar::new(CookieHeaders::of(&h), ResponseCookies::default());
+        assert_eq!(jar.names(), vec!["a", "b"]);
+        assert_eq!(jar.get("a").as_deref(), Some("1"));
     }
 
     #[test]

@@ -10,9 +10,8 @@ use http::header::{CACHE_CONTROL, HeaderValue, LOCATION, WWW_AUTHENTICATE};
 use http::request::Parts;
 use http::{Extensions, StatusCode, Uri};
 use serde_json::json;
-use tower_cookies::Cookies;
 
-use crate::cookies::{AxumCookieJar, RequestJar};
+use crate::cookies::{AxumCookieJar, CookieHeaders, RequestJar, ResponseCookies};
 use crate::error::AuthError;
 use crate::state::{AuthState, Unauthenticated};
 
@@ -30,7 +29,7 @@ use crate::state::{AuthState, Unauthenticated};
 pub struct Session {
     session: auth_core::Session,
     state: AuthState,
-    cookies: Cookies,
+    jar: AxumCookieJar,
 }
 
 impl std::fmt::Debug for Session {
@@ -64,7 +63,7 @@ impl Session {
     /// # Errors
     /// [`AuthError`] wrapping the core error (`missing_refresh_token`, `session_expired`, …).
     pub async fn access_token(&self, options: AccessTokenOptions) -> Result<AccessToken, AuthError> {
-        let mut jar = AxumCookieJar(self.cookies.clone());
+        let mut jar = self.jar.clone();
         self.state
             .client()
             .get_access_token(options, &mut jar)
@@ -83,7 +82,7 @@ impl Session {
         &self,
         options: ConnectionTokenOptions,
     ) -> Result<AccessToken, AuthError> {
-        let mut jar = AxumCookieJar(self.cookies.clone());
+        let mut jar = self.jar.clone();
         self.state
             .client()
             .get_access_token_for_connection(options, &mut jar)
@@ -95,7 +94,7 @@ impl Session {
     /// with this request's cookie jar.
     #[must_use]
     pub fn client_and_jar(&self) -> (&auth_core::ServerClient, AxumCookieJar) {
-        (self.state.client(), AxumCookieJar(self.cookies.clone()))
+        (self.state.client(), self.jar.clone())
     }
 }
 
@@ -174,11 +173,21 @@ pub(crate) struct RequestAuth {
     state: AuthState,
     /// `None` until read; then the session, or `Some(None)` for none.
     session: Option<Option<auth_core::Session>>,
+    /// The request's cookie writes, for its response.
+    writes: ResponseCookies,
 }
 
 impl RequestAuth {
-    pub(crate) fn new(state: AuthState) -> Self {
-        Self { state, session: None }
+    pub(crate) fn new(state: AuthState, writes: ResponseCookies) -> Self {
+        Self {
+            state,
+            session: None,
+            writes,
+        }
+    }
+
+    pub(crate) fn writes(&self) -> &ResponseCookies {
+        &self.writes
     }
 }
 
@@ -205,21 +214,18 @@ pub(crate) fn load_at_hand(
 pub(crate) async fn load(
     headers: &http::HeaderMap,
     extensions: &mut Extensions,
-) -> Result<(AuthState, Cookies, Option<auth_core::Session>), SessionRejection> {
-    let (Some(auth), Some(cookies)) = (
-        extensions.get::<RequestAuth>(),
-        extensions.get::<Cookies>().cloned(),
-    ) else {
+) -> Result<(AuthState, ResponseCookies, Option<auth_core::Session>), SessionRejection> {
+    let Some(auth) = extensions.get::<RequestAuth>() else {
         return Err(SessionRejection::MissingAuthLayer);
     };
-    let state = auth.state.clone();
+    let (state, writes) = (auth.state.clone(), auth.writes.clone());
     if let Some(s) = &auth.session {
-        return Ok((state, cookies, s.clone()));
+        return Ok((state, writes, s.clone()));
     }
     if let Some(session) = load_at_hand(headers, extensions) {
-        return Ok((state, cookies, Some(session)));
+        return Ok((state, writes, Some(session)));
     }
-    let mut jar = RequestJar::new(headers, cookies.clone());
+    let mut jar = RequestJar::new(headers, writes.clone());
     let session = state
         .client()
         .get_session(&mut jar)
@@ -228,7 +234,7 @@ pub(crate) async fn load(
     if let Some(auth) = extensions.get_mut::<RequestAuth>() {
         auth.session = Some(session.clone());
     }
-    Ok((state, cookies, session))
+    Ok((state, writes, session))
 }
 
 fn original_uri(parts: &Parts) -> Uri {
@@ -242,12 +248,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let (state, cookies, session) = load(&parts.headers, &mut parts.extensions).await?;
+        let (state, writes, session) = load(&parts.headers, &mut parts.extensions).await?;
         match session {
             Some(session) => Ok(Self {
                 session,
                 state,
-                cookies,
+                jar: AxumCookieJar::new(CookieHeaders::of(&parts.headers), writes),
             }),
             None => match state.options().unauthenticated {
                 Unauthenticated::RedirectToLogin => Err(SessionRejection::LoginRequired {
@@ -263,11 +269,11 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
-        let (state, cookies, session) = load(&parts.headers, &mut parts.extensions).await?;
+        let (state, writes, session) = load(&parts.headers, &mut parts.extensions).await?;
         Ok(session.map(|session| Self {
             session,
             state,
-            cookies,
+            jar: AxumCookieJar::new(CookieHeaders::of(&parts.headers), writes),
         }))
     }
 }

@@ -27,7 +27,6 @@ use axum::routing::{get, post};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
-use tower_cookies::Cookies;
 
 use crate::cookies::AxumCookieJar;
 use crate::error::AuthError;
@@ -97,7 +96,7 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 async fn login(
     State(auth): State<AuthState>,
-    cookies: Cookies,
+    mut jar: AxumCookieJar,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -124,26 +123,23 @@ async fn login(
     let options = LoginOptions::new()
         .authorization_params(hints)
         .app_state(json!({ "returnTo": return_to }));
-    let result = auth
-        .client()
-        .start_interactive_login(options, &mut AxumCookieJar(cookies))
-        .await;
+    let result = auth.client().start_interactive_login(options, &mut jar).await;
     redirect_or_error(result, &headers)
 }
 
 async fn callback_query(
     State(auth): State<AuthState>,
-    cookies: Cookies,
+    jar: AxumCookieJar,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
     let params = CallbackParams::from_query(query.as_deref().unwrap_or(""));
-    complete(auth, cookies, &headers, params).await
+    complete(auth, jar, &headers, params).await
 }
 
 async fn callback_form(
     State(auth): State<AuthState>,
-    cookies: Cookies,
+    jar: AxumCookieJar,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -152,16 +148,15 @@ async fn callback_form(
         *r.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
         return r;
     }
-    complete(auth, cookies, &headers, CallbackParams::from_form(&body)).await
+    complete(auth, jar, &headers, CallbackParams::from_form(&body)).await
 }
 
 async fn complete(
     auth: AuthState,
-    cookies: Cookies,
+    mut jar: AxumCookieJar,
     headers: &HeaderMap,
     params: Result<CallbackParams, Error>,
 ) -> Response {
-    let mut jar = AxumCookieJar(cookies);
     let result = match params {
         Ok(p) => auth.client().complete_callback(&p, &mut jar).await,
         Err(e) => Err(e),
@@ -183,11 +178,11 @@ async fn complete(
 /// Without a session, the account routes answer like a protected route.
 async fn require_session(
     auth: &AuthState,
-    cookies: &Cookies,
+    jar: &AxumCookieJar,
     headers: &HeaderMap,
     uri: &http::Uri,
 ) -> Option<Response> {
-    let mut jar = AxumCookieJar(cookies.clone());
+    let mut jar = jar.clone();
     match auth.client().get_session(&mut jar).await {
         Ok(Some(_)) => None,
         Ok(None) if crate::error::wants_html(headers) => {
@@ -228,12 +223,12 @@ fn return_to_state(auth: &AuthState, params: &[(String, String)]) -> Value {
 
 async fn link(
     State(auth): State<AuthState>,
-    cookies: Cookies,
+    mut jar: AxumCookieJar,
     headers: HeaderMap,
     uri: OriginalUri,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if let Some(r) = require_session(&auth, &cookies, &headers, &uri.0).await {
+    if let Some(r) = require_session(&auth, &jar, &headers, &uri.0).await {
         return r;
     }
     let (params, connection) = match account_params(query.as_deref()) {
@@ -244,21 +239,18 @@ async fn link(
     if let Some(scope) = param(&params, "connectionScope") {
         options = options.connection_scope(scope);
     }
-    let result = auth
-        .client()
-        .start_link_user(options, &mut AxumCookieJar(cookies))
-        .await;
+    let result = auth.client().start_link_user(options, &mut jar).await;
     redirect_or_error(result, &headers)
 }
 
 async fn unlink(
     State(auth): State<AuthState>,
-    cookies: Cookies,
+    mut jar: AxumCookieJar,
     headers: HeaderMap,
     uri: OriginalUri,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if let Some(r) = require_session(&auth, &cookies, &headers, &uri.0).await {
+    if let Some(r) = require_session(&auth, &jar, &headers, &uri.0).await {
         return r;
     }
     let (params, connection) = match account_params(query.as_deref()) {
@@ -266,21 +258,18 @@ async fn unlink(
         Err(e) => return AuthError::for_request(e, &headers).into_response(),
     };
     let options = UnlinkOptions::new(connection).app_state(return_to_state(&auth, &params));
-    let result = auth
-        .client()
-        .start_unlink_user(options, &mut AxumCookieJar(cookies))
-        .await;
+    let result = auth.client().start_unlink_user(options, &mut jar).await;
     redirect_or_error(result, &headers)
 }
 
 async fn connect(
     State(auth): State<AuthState>,
-    cookies: Cookies,
+    mut jar: AxumCookieJar,
     headers: HeaderMap,
     uri: OriginalUri,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if let Some(r) = require_session(&auth, &cookies, &headers, &uri.0).await {
+    if let Some(r) = require_session(&auth, &jar, &headers, &uri.0).await {
         return r;
     }
     // `scopes` may repeat (`scopes=a&scopes=b`) or be space/comma separated; nothing else may.
@@ -314,16 +303,13 @@ async fn connect(
     let options = ConnectAccountOptions::new(connection)
         .scopes(scopes)
         .app_state(return_to_state(&auth, &rest));
-    let result = auth
-        .client()
-        .start_connect_account(options, &mut AxumCookieJar(cookies))
-        .await;
+    let result = auth.client().start_connect_account(options, &mut jar).await;
     redirect_or_error(result, &headers)
 }
 
 async fn logout(
     State(auth): State<AuthState>,
-    cookies: Cookies,
+    mut jar: AxumCookieJar,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -336,7 +322,7 @@ async fn logout(
         Ok(abs) => LogoutOptions::new().return_to(abs.to_string()),
         Err(_) => LogoutOptions::new(),
     };
-    let result = auth.client().logout(options, &mut AxumCookieJar(cookies)).await;
+    let result = auth.client().logout(options, &mut jar).await;
     redirect_or_error(result, &headers)
 }
 

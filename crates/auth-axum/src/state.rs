@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use auth_core::ServerClient;
+
+use crate::cookies::ResponseCookies;
 use axum::extract::Request;
 use http::HeaderMap;
 use http::header::{COOKIE, SET_COOKIE};
 use tower::{Layer, Service};
-use tower_cookies::{CookieManager, CookieManagerLayer};
 use url::Url;
 
 /// What an unauthenticated request to a `Session` handler gets.
@@ -212,11 +213,11 @@ pub struct AuthLayer {
 }
 
 impl<S> Layer<S> for AuthLayer {
-    type Service = AuthService<CookieManager<S>>;
+    type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         AuthService {
-            inner: CookieManagerLayer::new().layer(inner),
+            inner,
             state: self.state.clone(),
         }
     }
@@ -243,10 +244,14 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         mark_sensitive(req.headers_mut(), &COOKIE);
-        req.extensions_mut()
-            .insert(crate::extract::RequestAuth::new(self.state.clone()));
+        let writes = ResponseCookies::default();
+        req.extensions_mut().insert(crate::extract::RequestAuth::new(
+            self.state.clone(),
+            writes.clone(),
+        ));
         future::SensitiveResponse {
             inner: self.inner.call(req),
+            writes,
         }
     }
 }
@@ -277,10 +282,12 @@ mod future {
     use std::task::{Context, Poll};
 
     pin_project_lite::pin_project! {
-        /// Marks `Set-Cookie` headers of the response sensitive.
+        /// Puts the request's cookie writes on the response as `Set-Cookie` headers, and
+        /// marks every `Set-Cookie` header sensitive.
         pub struct SensitiveResponse<F> {
             #[pin]
             pub(super) inner: F,
+            pub(super) writes: crate::cookies::ResponseCookies,
         }
     }
 
@@ -294,7 +301,11 @@ mod future {
             let this = self.project();
             let mut out = std::task::ready!(this.inner.poll(cx));
             if let Ok(resp) = &mut out {
-                super::mark_sensitive(resp.headers_mut(), &super::SET_COOKIE);
+                let headers = resp.headers_mut();
+                for value in this.writes.take_headers() {
+                    headers.append(super::SET_COOKIE, value);
+                }
+                super::mark_sensitive(headers, &super::SET_COOKIE);
             }
             Poll::Ready(out)
         }
@@ -348,8 +359,15 @@ mod tests {
                 "/",
                 get(|req: Request<Body>| async move {
                     let sensitive = req.headers().get(COOKIE).is_some_and(HeaderValue::is_sensitive);
-                    let cookies = req.extensions().get::<tower_cookies::Cookies>().cloned().unwrap();
-                    cookies.add(tower_cookies::Cookie::new("x", "1"));
+                    let (parts, _) = req.into_parts();
+                    let mut jar =
+                        <crate::AxumCookieJar as axum::extract::FromRequestParts<()>>::from_request_parts(
+                            &mut { parts },
+                            &(),
+                        )
+                        .await
+                        .unwrap();
+                    auth_core::cookies::CookieJar::set(&mut jar, "x", "1", &Default::default());
                     sensitive.to_string()
                 }),
             )
