@@ -9,7 +9,9 @@
 //!   token, ~3.3 KB of JSON, two cookie chunks): `uncached` (cache turned off: the path every
 //!   read took before the opened-session cache), `cold` (cache on, a different cookie every
 //!   time, so every read misses, opens and inserts; `uncached` reads the same ring of
-//!   cookies), `hot` (the same cookie again: a hit);
+//!   cookies), `hot` (the same cookie again: a hit, returned as an owned copy),
+//!   `at_hand` (the per-request path: `StateStore::get_at_hand` on a jar that lends the
+//!   request's cookies, as `auth-axum` does — a hit, shared, no copy);
 //! - `session_seal`: `CookieStateStore::set` of the same session;
 //! - `seal_raw` / `open_raw`: the sealer alone on the session JSON;
 //! - `chunks`: splitting a ~6 KB value into cookies and joining it back;
@@ -118,6 +120,28 @@ fn session(now: u64) -> SessionData {
     .expect("a session document")
 }
 
+/// A jar that lends the request's cookies without copying, as `auth-axum`'s request jar does.
+struct Lending<'a>(Vec<(&'a str, &'a [u8])>);
+
+impl CookieJar for Lending<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        let (_, v) = self.0.iter().find(|(n, _)| *n == name)?;
+        String::from_utf8(v.to_vec()).ok()
+    }
+    fn names(&self) -> Vec<String> {
+        self.0.iter().map(|(n, _)| (*n).to_owned()).collect()
+    }
+    fn set(&mut self, _: &str, _: &str, _: &CookieAttributes) {
+        unreachable!("read only")
+    }
+    fn remove(&mut self, _: &str, _: &CookieAttributes) {
+        unreachable!("read only")
+    }
+    fn lend(&self) -> Option<&[(&str, &[u8])]> {
+        Some(&self.0)
+    }
+}
+
 /// The request jar carrying `store`'s cookies for `s`.
 fn sealed_jar(store: &CookieStateStore, s: &SessionData, now: u64) -> MemoryCookieJar {
     let mut jar = MemoryCookieJar::default();
@@ -175,6 +199,16 @@ fn session_benches(c: &mut Criterion) {
             |j| assert!(ready(cached.get(j)).expect("no store error").is_some()),
             BatchSize::SmallInput,
         );
+    });
+    // The per-request path: `get_at_hand` on a jar that lends the request's cookies.
+    let pairs: Vec<(String, String)> = jar
+        .names()
+        .into_iter()
+        .filter_map(|n| jar.get(&n).map(|v| (n, v)))
+        .collect();
+    let lending = Lending(pairs.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect());
+    g.bench_function("at_hand", |b| {
+        b.iter(|| assert!(cached.get_at_hand(&lending).is_some()));
     });
     g.finish();
     let (hits, misses, len) = internal::session_cache_stats(&cold);

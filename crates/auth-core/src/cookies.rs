@@ -373,11 +373,43 @@ pub(crate) fn write_chunked(jar: &mut dyn CookieJar, base: &str, value: &str, at
 /// jar when it lends them ([`CookieJar::lend`]), so a caller that only needs to compare the
 /// value (the opened-session cache) never joins or copies it.
 pub(crate) struct Chunks<'a> {
-    parts: Vec<Cow<'a, [u8]>>,
+    /// The parts in order when they are few and borrowed (no allocation), ...
+    inline: [&'a [u8]; INLINE_CHUNKS],
+    inline_count: usize,
+    /// ... or else all of them here.
+    spilled: Vec<Cow<'a, [u8]>>,
     len: usize,
 }
 
-impl Chunks<'_> {
+/// Chunks kept without allocating; realistic sessions have two or three.
+const INLINE_CHUNKS: usize = 4;
+
+impl<'a> Chunks<'a> {
+    fn borrowed(parts: &[&'a [u8]]) -> Self {
+        let mut inline: [&'a [u8]; INLINE_CHUNKS] = [&[]; INLINE_CHUNKS];
+        inline[..parts.len()].copy_from_slice(parts);
+        Self {
+            inline,
+            inline_count: parts.len(),
+            spilled: Vec::new(),
+            len: parts.iter().map(|p| p.len()).sum(),
+        }
+    }
+
+    fn spilled(parts: Vec<Cow<'a, [u8]>>) -> Self {
+        Self {
+            inline: [&[]; INLINE_CHUNKS],
+            inline_count: 0,
+            len: parts.iter().map(|p| p.len()).sum(),
+            spilled: parts,
+        }
+    }
+
+    fn parts(&self) -> impl Iterator<Item = &[u8]> {
+        let inline = self.inline[..self.inline_count].iter().copied();
+        inline.chain(self.spilled.iter().map(|p| &**p))
+    }
+
     /// Length of the joined value in bytes.
     pub(crate) fn len(&self) -> usize {
         self.len
@@ -390,7 +422,7 @@ impl Chunks<'_> {
 
     fn join_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len);
-        for p in &self.parts {
+        for p in self.parts() {
             out.extend_from_slice(p);
         }
         out
@@ -400,7 +432,7 @@ impl Chunks<'_> {
     /// two chunks.
     pub(crate) fn tail(&self, n: usize) -> Cow<'_, [u8]> {
         let n = n.min(self.len);
-        match self.parts.last() {
+        match self.parts().last() {
             Some(last) if last.len() >= n => Cow::Borrowed(&last[last.len() - n..]),
             _ => {
                 let joined = self.join_bytes();
@@ -417,7 +449,7 @@ impl Chunks<'_> {
         }
         let mut diff = 0u8;
         let mut rest = other;
-        for p in &self.parts {
+        for p in self.parts() {
             let (here, after) = rest.split_at(p.len());
             // An OR of all byte differences: no branch on the data (and it vectorises well).
             diff |= p.iter().zip(here).fold(0u8, |acc, (x, y)| acc | (x ^ y));
@@ -434,56 +466,91 @@ impl Chunks<'_> {
 /// exactly `0..count`, or `count > max_chunks`. When no chunk exists, a single un-chunked
 /// `<base>` cookie is returned instead, if present.
 pub(crate) fn read_chunks<'a>(jar: &'a dyn CookieJar, base: &str, max_chunks: usize) -> Option<Chunks<'a>> {
-    let mut chunks: Vec<(usize, Cow<'a, [u8]>)> = Vec::new();
-    let mut plain: Option<Cow<'a, [u8]>> = None;
     if let Some(pairs) = jar.lend() {
-        for &(name, value) in pairs {
-            match classify(name, base) {
-                ChunkName::Index(index) => {
-                    if chunks.len() >= max_chunks {
-                        return None;
-                    }
-                    chunks.push((index, Cow::Borrowed(value)));
+        return read_lent_chunks(pairs, base, max_chunks);
+    }
+    let mut chunks: Vec<(usize, Cow<'a, [u8]>)> = Vec::new();
+    for name in jar.names() {
+        match classify(&name, base) {
+            ChunkName::Index(index) => {
+                if chunks.len() >= max_chunks {
+                    return None;
                 }
-                ChunkName::Invalid => return None,
-                ChunkName::Unrelated if name == base => plain = Some(Cow::Borrowed(value)),
-                ChunkName::Unrelated => {}
+                chunks.push((index, Cow::Owned(jar.get(&name)?.into_bytes())));
             }
-        }
-    } else {
-        for name in jar.names() {
-            match classify(&name, base) {
-                ChunkName::Index(index) => {
-                    if chunks.len() >= max_chunks {
-                        return None;
-                    }
-                    chunks.push((index, Cow::Owned(jar.get(&name)?.into_bytes())));
-                }
-                ChunkName::Invalid => return None,
-                ChunkName::Unrelated => {}
-            }
-        }
-        if chunks.is_empty() {
-            plain = jar.get(base).map(|v| Cow::Owned(v.into_bytes()));
+            ChunkName::Invalid => return None,
+            ChunkName::Unrelated => {}
         }
     }
     if chunks.is_empty() {
-        return plain.map(|p| Chunks {
-            len: p.len(),
-            parts: vec![p],
-        });
+        return jar
+            .get(base)
+            .map(|v| Chunks::spilled(vec![Cow::Owned(v.into_bytes())]));
     }
+    in_order(chunks).map(Chunks::spilled)
+}
+
+/// [`read_chunks`] over lent cookies: a few chunks stay on the stack.
+fn read_lent_chunks<'a>(pairs: &[(&str, &'a [u8])], base: &str, max_chunks: usize) -> Option<Chunks<'a>> {
+    let mut few: [(usize, &'a [u8]); INLINE_CHUNKS] = [(0, &[]); INLINE_CHUNKS];
+    let mut count = 0usize;
+    let mut plain: Option<&'a [u8]> = None;
+    for &(name, value) in pairs {
+        match classify(name, base) {
+            ChunkName::Index(index) => {
+                if count >= max_chunks {
+                    return None;
+                }
+                if count == INLINE_CHUNKS {
+                    // Many chunks: the general path.
+                    let chunks = pairs
+                        .iter()
+                        .filter_map(|&(n, v)| match classify(n, base) {
+                            ChunkName::Index(i) => Some((i, Cow::Borrowed(v))),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>();
+                    if chunks.len() > max_chunks
+                        || pairs.iter().any(|(n, _)| classify(n, base) == ChunkName::Invalid)
+                    {
+                        return None;
+                    }
+                    return in_order(chunks).map(Chunks::spilled);
+                }
+                few[count] = (index, value);
+                count += 1;
+            }
+            ChunkName::Invalid => return None,
+            ChunkName::Unrelated if name == base => plain = Some(value),
+            ChunkName::Unrelated => {}
+        }
+    }
+    if count == 0 {
+        return plain.map(|p| Chunks::borrowed(&[p]));
+    }
+    let few = &mut few[..count];
+    few.sort_unstable_by_key(|(index, _)| *index);
+    let mut parts: [&'a [u8]; INLINE_CHUNKS] = [&[]; INLINE_CHUNKS];
+    for (expected, (index, value)) in few.iter().enumerate() {
+        if *index != expected {
+            return None;
+        }
+        parts[expected] = value;
+    }
+    Some(Chunks::borrowed(&parts[..count]))
+}
+
+/// The chunk values in index order, when the indexes are exactly `0..n`.
+fn in_order<'a>(mut chunks: Vec<(usize, Cow<'a, [u8]>)>) -> Option<Vec<Cow<'a, [u8]>>> {
     chunks.sort_unstable_by_key(|(index, _)| *index);
     let mut parts = Vec::with_capacity(chunks.len());
-    let mut len = 0usize;
     for (expected, (index, value)) in chunks.into_iter().enumerate() {
         if index != expected {
             return None;
         }
-        len += value.len();
         parts.push(value);
     }
-    Some(Chunks { parts, len })
+    Some(parts)
 }
 
 /// [`read_chunks`], joined.
@@ -891,6 +958,27 @@ mod tests {
                 .collect(),
             (0..=MAX).map(|i| (c(&i.to_string()), i.to_string())).collect(),
             (0..MAX).map(|i| (c(&i.to_string()), i.to_string())).collect(),
+            // Around the number of chunks kept inline.
+            (0..4)
+                .rev()
+                .map(|i| (c(&i.to_string()), format!("<{i}>")))
+                .collect(),
+            (0..5)
+                .rev()
+                .map(|i| (c(&i.to_string()), format!("<{i}>")))
+                .collect(),
+            [0, 1, 2, 3, 5]
+                .iter()
+                .map(|i| (c(&i.to_string()), format!("<{i}>")))
+                .collect(),
+            (0..5)
+                .map(|i| (c(&i.to_string()), format!("<{i}>")))
+                .chain([(c("x"), "x".into())])
+                .collect(),
+            (0..6)
+                .map(|i| (c(&i.to_string()), format!("<{i}>")))
+                .chain([(BASE.into(), "plain".into())])
+                .collect(),
         ];
         for cookies in cases {
             let memory = MemoryCookieJar::from_request_cookies(cookies.clone());
