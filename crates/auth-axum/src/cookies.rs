@@ -71,6 +71,10 @@ impl ResponseCookies {
             .collect()
     }
 
+    fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
     /// The `Set-Cookie` values for the response, emptying the list.
     pub(crate) fn take_headers(&self) -> Vec<HeaderValue> {
         std::mem::take(&mut *self.lock())
@@ -150,16 +154,11 @@ impl<S: Send + Sync> FromRequestParts<S> for AxumCookieJar {
 
 impl CookieJar for AxumCookieJar {
     fn get(&self, name: &str) -> Option<String> {
-        if let Some(written) = self.writes.written(name) {
-            return written;
-        }
-        let pairs = parse(self.request.values());
-        let (_, value) = pairs.as_slice().iter().find(|(n, _)| *n == name)?;
-        std::str::from_utf8(value).ok().map(str::to_owned)
+        read_your_writes(&parse(self.request.values()), Some(&self.writes), name)
     }
 
     fn names(&self) -> Vec<String> {
-        merge_names(&parse(self.request.values()), &self.writes.written_names())
+        merge_names(&parse(self.request.values()), Some(&self.writes))
     }
 
     fn set(&mut self, name: &str, value: &str, attributes: &CookieAttributes) {
@@ -171,8 +170,18 @@ impl CookieJar for AxumCookieJar {
     }
 }
 
+/// The value of `name`: what this request wrote, else the request's cookie (text only).
+fn read_your_writes(request: &Pairs<'_>, writes: Option<&ResponseCookies>, name: &str) -> Option<String> {
+    if let Some(written) = writes.and_then(|w| w.written(name)) {
+        return written;
+    }
+    let (_, value) = request.as_slice().iter().find(|(n, _)| *n == name)?;
+    std::str::from_utf8(value).ok().map(str::to_owned)
+}
+
 /// Request cookie names, minus the ones written since, plus the ones set since.
-fn merge_names(request: &Pairs<'_>, written: &[(String, bool)]) -> Vec<String> {
+fn merge_names(request: &Pairs<'_>, writes: Option<&ResponseCookies>) -> Vec<String> {
+    let written = writes.map(ResponseCookies::written_names).unwrap_or_default();
     let mut names: Vec<String> = request
         .as_slice()
         .iter()
@@ -180,8 +189,8 @@ fn merge_names(request: &Pairs<'_>, written: &[(String, bool)]) -> Vec<String> {
         .map(|(n, _)| (*n).to_owned())
         .collect();
     for (n, set) in written {
-        if *set && !names.contains(n) {
-            names.push(n.clone());
+        if set && !names.contains(&n) {
+            names.push(n);
         }
     }
     names
@@ -246,8 +255,8 @@ impl<'h> Pairs<'h> {
 /// the request's [`ResponseCookies`] so they land in the response, and are read back from here.
 pub(crate) struct RequestJar<'h> {
     request: Pairs<'h>,
-    written: Vec<(String, Option<String>)>,
-    /// Where writes go; `None` for a read-only jar, only ever lent as `&dyn CookieJar`.
+    /// The request's writes (read back from here); `None` for a read-only jar, only ever lent
+    /// as `&dyn CookieJar`.
     writes: Option<ResponseCookies>,
 }
 
@@ -263,7 +272,6 @@ impl<'h> RequestJar<'h> {
     pub(crate) fn read_only(headers: &'h http::HeaderMap) -> Self {
         Self {
             request: parse(headers.get_all(COOKIE)),
-            written: Vec::new(),
             writes: None,
         }
     }
@@ -302,40 +310,28 @@ fn parse<'h>(values: impl IntoIterator<Item = &'h HeaderValue>) -> Pairs<'h> {
 
 impl CookieJar for RequestJar<'_> {
     fn get(&self, name: &str) -> Option<String> {
-        if let Some((_, v)) = self.written.iter().find(|(n, _)| n == name) {
-            return v.clone();
-        }
-        let (_, value) = self.request.as_slice().iter().find(|(n, _)| *n == name)?;
-        std::str::from_utf8(value).ok().map(str::to_owned)
+        read_your_writes(&self.request, self.writes.as_ref(), name)
     }
 
     fn names(&self) -> Vec<String> {
-        let written: Vec<(String, bool)> = self
-            .written
-            .iter()
-            .map(|(n, v)| (n.clone(), v.is_some()))
-            .collect();
-        merge_names(&self.request, &written)
+        merge_names(&self.request, self.writes.as_ref())
     }
 
     fn set(&mut self, name: &str, value: &str, attributes: &CookieAttributes) {
         if let Some(w) = &self.writes {
             w.write(name, Some(value), attributes);
         }
-        self.written.retain(|(n, _)| n != name);
-        self.written.push((name.to_owned(), Some(value.to_owned())));
     }
 
     fn remove(&mut self, name: &str, attributes: &CookieAttributes) {
         if let Some(w) = &self.writes {
             w.write(name, None, attributes);
         }
-        self.written.retain(|(n, _)| n != name);
-        self.written.push((name.to_owned(), None));
     }
 
     fn lend(&self) -> Option<&[(&str, &[u8])]> {
-        self.written.is_empty().then(|| self.request.as_slice())
+        let unwritten = self.writes.as_ref().is_none_or(ResponseCookies::is_empty);
+        unwritten.then(|| self.request.as_slice())
     }
 }
 

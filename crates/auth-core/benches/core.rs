@@ -120,28 +120,6 @@ fn session(now: u64) -> SessionData {
     .expect("a session document")
 }
 
-/// A jar that lends the request's cookies without copying, as `auth-axum`'s request jar does.
-struct Lending<'a>(Vec<(&'a str, &'a [u8])>);
-
-impl CookieJar for Lending<'_> {
-    fn get(&self, name: &str) -> Option<String> {
-        let (_, v) = self.0.iter().find(|(n, _)| *n == name)?;
-        String::from_utf8(v.to_vec()).ok()
-    }
-    fn names(&self) -> Vec<String> {
-        self.0.iter().map(|(n, _)| (*n).to_owned()).collect()
-    }
-    fn set(&mut self, _: &str, _: &str, _: &CookieAttributes) {
-        unreachable!("read only")
-    }
-    fn remove(&mut self, _: &str, _: &CookieAttributes) {
-        unreachable!("read only")
-    }
-    fn lend(&self) -> Option<&[(&str, &[u8])]> {
-        Some(&self.0)
-    }
-}
-
 /// The request jar carrying `store`'s cookies for `s`.
 fn sealed_jar(store: &CookieStateStore, s: &SessionData, now: u64) -> MemoryCookieJar {
     let mut jar = MemoryCookieJar::default();
@@ -206,7 +184,7 @@ fn session_benches(c: &mut Criterion) {
         .into_iter()
         .filter_map(|n| jar.get(&n).map(|v| (n, v)))
         .collect();
-    let lending = Lending(pairs.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect());
+    let lending = internal::LendingJar(pairs.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect());
     g.bench_function("at_hand", |b| {
         b.iter(|| assert!(cached.get_at_hand(&lending).is_some()));
     });

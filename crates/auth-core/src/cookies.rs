@@ -490,10 +490,11 @@ pub(crate) fn read_chunks<'a>(jar: &'a dyn CookieJar, base: &str, max_chunks: us
     in_order(chunks).map(Chunks::spilled)
 }
 
-/// [`read_chunks`] over lent cookies: a few chunks stay on the stack.
+/// [`read_chunks`] over lent cookies: a few chunks stay on the stack, more spill to a `Vec`.
 fn read_lent_chunks<'a>(pairs: &[(&str, &'a [u8])], base: &str, max_chunks: usize) -> Option<Chunks<'a>> {
     let mut few: [(usize, &'a [u8]); INLINE_CHUNKS] = [(0, &[]); INLINE_CHUNKS];
     let mut count = 0usize;
+    let mut spill: Vec<(usize, Cow<'a, [u8]>)> = Vec::new();
     let mut plain: Option<&'a [u8]> = None;
     for &(name, value) in pairs {
         match classify(name, base) {
@@ -501,29 +502,23 @@ fn read_lent_chunks<'a>(pairs: &[(&str, &'a [u8])], base: &str, max_chunks: usiz
                 if count >= max_chunks {
                     return None;
                 }
-                if count == INLINE_CHUNKS {
-                    // Many chunks: the general path.
-                    let chunks = pairs
-                        .iter()
-                        .filter_map(|&(n, v)| match classify(n, base) {
-                            ChunkName::Index(i) => Some((i, Cow::Borrowed(v))),
-                            _ => None,
-                        })
-                        .collect::<Vec<_>>();
-                    if chunks.len() > max_chunks
-                        || pairs.iter().any(|(n, _)| classify(n, base) == ChunkName::Invalid)
-                    {
-                        return None;
+                if count < INLINE_CHUNKS {
+                    few[count] = (index, value);
+                } else {
+                    if spill.is_empty() {
+                        spill.extend(few.iter().map(|&(i, v)| (i, Cow::Borrowed(v))));
                     }
-                    return in_order(chunks).map(Chunks::spilled);
+                    spill.push((index, Cow::Borrowed(value)));
                 }
-                few[count] = (index, value);
                 count += 1;
             }
             ChunkName::Invalid => return None,
             ChunkName::Unrelated if name == base => plain = Some(value),
             ChunkName::Unrelated => {}
         }
+    }
+    if !spill.is_empty() {
+        return in_order(spill).map(Chunks::spilled);
     }
     if count == 0 {
         return plain.map(|p| Chunks::borrowed(&[p]));
@@ -912,27 +907,7 @@ mod tests {
         assert!(MemoryCookieJar::from_cookie_header("").names().is_empty());
     }
 
-    /// A jar that lends its cookies, as the Axum request jar does.
-    struct Lending<'a>(Vec<(&'a str, &'a [u8])>);
-
-    impl CookieJar for Lending<'_> {
-        fn get(&self, name: &str) -> Option<String> {
-            let (_, v) = self.0.iter().find(|(n, _)| *n == name)?;
-            String::from_utf8(v.to_vec()).ok()
-        }
-        fn names(&self) -> Vec<String> {
-            self.0.iter().map(|(n, _)| (*n).to_owned()).collect()
-        }
-        fn set(&mut self, _: &str, _: &str, _: &CookieAttributes) {
-            unreachable!("read-only in these tests")
-        }
-        fn remove(&mut self, _: &str, _: &CookieAttributes) {
-            unreachable!("read-only in these tests")
-        }
-        fn lend(&self) -> Option<&[(&str, &[u8])]> {
-            Some(&self.0)
-        }
-    }
+    use crate::internal::LendingJar as Lending;
 
     #[test]
     fn lent_and_copied_reads_agree() {

@@ -207,3 +207,23 @@ pub fn validate_logout_token(
         remember_for,
     })
 }
+
+/// A read-only jar that lends its cookies without copying, as `auth-axum`'s request jar does
+/// (for benchmarks and tests of the per-request read path). Writes are ignored.
+#[derive(Debug, Default)]
+pub struct LendingJar<'a>(pub Vec<(&'a str, &'a [u8])>);
+
+impl CookieJar for LendingJar<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        let (_, v) = self.0.iter().find(|(n, _)| *n == name)?;
+        String::from_utf8(v.to_vec()).ok()
+    }
+    fn names(&self) -> Vec<String> {
+        self.0.iter().map(|(n, _)| (*n).to_owned()).collect()
+    }
+    fn set(&mut self, _: &str, _: &str, _: &CookieAttributes) {}
+    fn remove(&mut self, _: &str, _: &CookieAttributes) {}
+    fn lend(&self) -> Option<&[(&str, &[u8])]> {
+        Some(&self.0)
+    }
+}
