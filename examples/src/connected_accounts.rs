@@ -6,7 +6,7 @@
 //! `/auth/connect`), plus:
 //! - `GET /connected-accounts`: JSON from `list_connected_accounts`;
 //! - `GET /connection-token?connection=…[&login_hint=…]`: JSON `{"access_token": "…"}` from
-//!   `get_access_token_for_connection`;
+//!   `get_access_token_for_connection`, with `Cache-Control: no-store`;
 //! - `GET /upstream?connection=…`: calls `UPSTREAM_API_URL` (when set) with the connection's
 //!   Token Vault token as a Bearer token and returns its JSON — the "fake upstream API" demo.
 //!
@@ -17,7 +17,8 @@
 use auth_axum::{AuthError, AuthState, RequireAuth, Session};
 use auth_core::{ConnectionTokenOptions, Error, ListOptions};
 use axum::extract::Query;
-use axum::http::StatusCode;
+use axum::http::header::CACHE_CONTROL;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -70,7 +71,7 @@ async fn connection_token(session: Session, Query(q): Query<ConnectionQuery>) ->
         Err(e) => Err(e),
     };
     match result {
-        Ok(t) => Json(json!({ "access_token": t.token.expose() })).into_response(),
+        Ok(t) => crate::quickstart::token_response(t.token.expose()),
         Err(e) => e.into_response(),
     }
 }
@@ -100,8 +101,10 @@ async fn upstream(session: Session, Query(q): Query<ConnectionQuery>) -> Respons
         Ok(r) => {
             let status = StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
             let body: serde_json::Value = r.json().await.unwrap_or(json!({"error": "upstream_not_json"}));
+            // The upstream's answer may carry credentials of its own: not for caches either.
             (
                 status,
+                [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
                 Json(json!({ "upstream_status": status.as_u16(), "upstream": body })),
             )
                 .into_response()

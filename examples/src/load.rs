@@ -6,13 +6,18 @@
 //! - [`cookie_app`]: the same reply, also reading the `Cookie` header's length;
 //! - [`protected_app`]: the same reply behind `auth.layer()` and `RequireAuth::new()`,
 //!   extracting `Session`, in an app that also mounts the `/auth/*` routes. The client's
-//!   issuer is fake and never contacted: reading a session needs no provider metadata.
+//!   issuer is fake and never contacted: reading a session needs no provider metadata. Its
+//!   backend already holds [`UNRELATED_LOGOUTS`] back-channel logouts of other sessions and
+//!   users, so the numbers are those of an app where logouts have happened.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use auth_axum::{AuthOptions, AuthState, RequireAuth, Session};
 use auth_core::cookies::{CookieAttributes, CookieJar, MemoryCookieJar};
-use auth_core::store::{CookieStateStore, StateStore, WriteOptions};
+use auth_core::store::{
+    CookieStateStore, LogoutKey, MemoryBackend, SessionBackend, StateStore, WriteOptions,
+};
 use auth_core::{ClientAuth, ServerClient, SessionData};
 use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
@@ -57,13 +62,32 @@ pub fn cookie_app() -> Router {
     Router::new().route("/", get(with_cookie))
 }
 
+/// How many back-channel logouts (each by `sid` and by `sub`, of other sessions) the protected
+/// app's backend holds before it serves.
+pub const UNRELATED_LOGOUTS: usize = 1000;
+
 /// The same reply behind `auth.layer()` and `RequireAuth::new()`, extracting [`Session`],
-/// with the `/auth/*` routes mounted too; `base_url` is the app's own address.
+/// with the `/auth/*` routes mounted too; `base_url` is the app's own address. The app's
+/// memory backend holds [`UNRELATED_LOGOUTS`] logouts of other sessions and users.
 ///
 /// # Errors
 /// A message when the client configuration is refused.
-pub fn protected_app(base_url: &str) -> Result<Router, String> {
+pub async fn protected_app(base_url: &str) -> Result<Router, String> {
+    let backend = Arc::new(MemoryBackend::new());
+    let at_ms = unix_now().saturating_sub(60) * 1000;
+    for i in 0..UNRELATED_LOGOUTS {
+        for key in [
+            LogoutKey::Sid(format!("other-session-{i}")),
+            LogoutKey::Sub(format!("auth0|other-user-{i}")),
+        ] {
+            backend
+                .record_logout(&key, at_ms, Duration::from_secs(86_400))
+                .await
+                .map_err(|e| format!("recording a logout failed: {e}"))?;
+        }
+    }
     let client = ServerClient::builder()
+        .session_backend_arc(backend)
         .issuer(ISSUER)
         .client_id(CLIENT_ID)
         .client_auth(ClientAuth::none())

@@ -5,11 +5,13 @@
 //!   `AUTH0_SECRET`, `APP_BASE_URL` (it listens on that URL's port);
 //! - `GET /`: public page with login/logout links and the user's name when logged in;
 //! - `GET /profile`: protected; JSON of the user's claims;
-//! - `GET /token`: protected; JSON `{"access_token": "…"}`;
+//! - `GET /token`: protected; JSON `{"access_token": "…"}` with `Cache-Control: no-store`;
 //! - the `/auth/*` routes.
 
 use auth_axum::{AuthError, AuthState, RequireAuth, Session};
 use auth_core::AccessTokenOptions;
+use axum::http::HeaderValue;
+use axum::http::header::CACHE_CONTROL;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -62,9 +64,19 @@ async fn profile(session: Session) -> Json<Value> {
 
 async fn token(session: Session) -> Response {
     match session.access_token(AccessTokenOptions::new()).await {
-        Ok(t) => Json(json!({ "access_token": t.token.expose() })).into_response(),
+        Ok(t) => token_response(t.token.expose()),
         Err(e) => AuthError::into_response(e),
     }
+}
+
+/// `{"access_token": "…"}` with `Cache-Control: no-store`, so no browser or proxy cache keeps
+/// the bearer token (every example route that returns a token answers through this).
+pub fn token_response(access_token: &str) -> Response {
+    (
+        [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(json!({ "access_token": access_token })),
+    )
+        .into_response()
 }
 
 /// Minimal HTML escaping for text content.

@@ -213,6 +213,30 @@ impl Browser {
         }
     }
 
+    /// Waits until the current page's source contains `needle` and returns it; panics with
+    /// the current URL and page source after `timeout`. For pages reached through redirects
+    /// or auto-submitted forms (e.g. a `form_post` callback) that settle after a navigation
+    /// returned.
+    pub async fn wait_for_source(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Errors are expected while a navigation is under way.
+            if let Ok(source) = self.client.source().await
+                && source.contains(needle)
+            {
+                return source;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "browser: no {needle:?} on {} after {timeout:?}\n--- page source ---\n{}",
+                    self.current_url().await,
+                    self.page_source().await
+                );
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
     /// Saves a PNG screenshot of the current viewport to `path` (parent
     /// directories are created).
     pub async fn screenshot(&self, path: impl AsRef<Path>) {

@@ -139,6 +139,21 @@ fn query(url: &Url) -> BTreeMap<String, String> {
     url.query_pairs().into_owned().collect()
 }
 
+/// The parameters of a link/unlink authorize request. The emulator offers PAR, so the library
+/// pushes them (the session's ID token never rides in the browser URL): the browser URL holds
+/// only `client_id` and `request_uri`, and the parameters are the last pushed form.
+fn pushed(app: &EmuApp, authorize: &Url) -> BTreeMap<String, String> {
+    let q = query(authorize);
+    assert_eq!(keys(&q), ["client_id", "request_uri"], "{authorize}");
+    let par = app
+        .emu
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path == "/oauth/par")
+        .expect("the link request was pushed");
+    par.form.into_iter().collect()
+}
+
 fn keys(q: &BTreeMap<String, String>) -> Vec<&str> {
     q.keys().map(String::as_str).collect()
 }
@@ -166,7 +181,7 @@ async fn link_and_unlink_round_trips_send_exactly_the_documented_query() {
         .flow("/auth/link?connection=google-oauth2&connectionScope=https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fcalendar.readonly&returnTo=%2Flinked")
         .await;
     assert_eq!(location(&done), "/linked");
-    let q = query(&authorize);
+    let q = pushed(&app, &authorize);
     assert_eq!(authorize.path(), "/authorize");
     assert_eq!(
         keys(&q),
@@ -226,14 +241,14 @@ async fn link_and_unlink_round_trips_send_exactly_the_documented_query() {
 
     // Link without a connection scope: the parameter is absent, never "None".
     let (_, authorize) = app.flow("/auth/link?connection=github").await;
-    assert!(!query(&authorize).contains_key("requested_connection_scope"));
+    assert!(!pushed(&app, &authorize).contains_key("requested_connection_scope"));
 
     // Unlink.
     let (done, authorize) = app
         .flow("/auth/unlink?connection=google-oauth2&returnTo=%2Funlinked")
         .await;
     assert_eq!(location(&done), "/unlinked");
-    let q = query(&authorize);
+    let q = pushed(&app, &authorize);
     assert_eq!(
         keys(&q),
         [
@@ -624,7 +639,7 @@ async fn callback_dispatch_never_confuses_login_link_and_connect() {
         .unwrap();
     let link_authorize = Url::parse(&location(&r)).unwrap();
     assert_eq!(
-        query(&link_authorize)["scope"],
+        pushed(&app, &link_authorize)["scope"],
         "openid link_account offline_access"
     );
     // Real completions still work afterwards and the session is intact.

@@ -964,3 +964,237 @@ async fn core_entry_points_answer_bad_input_with_typed_errors() {
         failures.join("\n  ")
     );
 }
+
+/// Issue 10 item 1: odd, huge and non-UTF-8 `Sec-Fetch-Site` values on the account routes
+/// (and on logout and login, which keep their behaviour by default) are typed 4xx answers or
+/// the usual redirect, never a 5xx; anything but `same-origin`/`none`/absent is refused with
+/// `403 cross_site_request` before the session is looked up (these requests have none).
+#[tokio::test]
+async fn fetch_metadata_headers_are_typed_4xx_never_5xx() {
+    let app = TestApp::start().await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    assert_alive(&addr, "start").await;
+    let refused = || expect(&[403], Some("cross_site_request"));
+    let site = |target: &str, value: &[u8]| Req::get(target).header("Sec-Fetch-Site", value.to_vec());
+    let mut rows: Vec<(String, Req, Expect)> = Vec::new();
+    for path in [
+        "/auth/link?connection=x",
+        "/auth/unlink?connection=x",
+        "/auth/connect?connection=x&scopes=a",
+    ] {
+        for (what, value) in [
+            ("cross-site", b"cross-site".to_vec()),
+            ("same-site", b"same-site".to_vec()),
+            ("upper case", b"CROSS-SITE".to_vec()),
+            ("empty", Vec::new()),
+            ("unknown", b"navigate".to_vec()),
+            ("list", b"same-origin, cross-site".to_vec()),
+            ("non-UTF-8", b"same-origin\xff\xfe".to_vec()),
+            ("obs-text", "s\u{e4}me-origin".as_bytes().to_vec()),
+            ("8 KB", vec![b'a'; 8 * 1024]),
+        ] {
+            rows.push((format!("GET {path} {what}"), site(path, &value), refused()));
+        }
+        rows.push((
+            format!("GET {path} 60 KB"),
+            site(path, &vec![b's'; 60 * 1024]),
+            expect(&[403, 431], None),
+        ));
+        rows.push((
+            format!("GET {path} two lines, one cross-site"),
+            site(path, b"same-origin").header("Sec-Fetch-Site", "cross-site"),
+            refused(),
+        ));
+        rows.push((
+            format!("GET {path} junk parameters, cross-site"),
+            site(&format!("{path}&connection=dup%ff"), b"cross-site"),
+            refused(),
+        ));
+        for value in [b"same-origin".as_slice(), b"none", b" None "] {
+            rows.push((
+                format!("GET {path} {}", String::from_utf8_lossy(value)),
+                site(path, value),
+                expect(&[401], Some("unauthorized")),
+            ));
+        }
+        let route = path.split('?').next().unwrap_or(path);
+        rows.push((
+            format!("POST {route} cross-site, no content type"),
+            Req::post(route, None, Body::Bytes(b"connection=x".to_vec()))
+                .header("Sec-Fetch-Site", "cross-site"),
+            refused(),
+        ));
+        rows.push((
+            format!("POST {route} cross-site, 1 MB JSON"),
+            Req::post(route, Some("application/json"), Body::Bytes(vec![b'{'; MB]))
+                .header("Sec-Fetch-Site", "cross-site"),
+            refused(),
+        ));
+        rows.push((
+            format!("POST {route} same-origin form, no session"),
+            Req::post(route, Some(FORM), Body::Bytes(b"connection=x".to_vec()))
+                .header("Sec-Fetch-Site", "same-origin"),
+            expect(&[401], Some("unauthorized")),
+        ));
+    }
+    // Off by default for logout; login never applies it.
+    for path in ["/auth/logout", "/auth/login"] {
+        for value in [b"cross-site".as_slice(), b"\xff", &[b'x'; 8 * 1024]] {
+            rows.push((
+                format!("GET {path} Sec-Fetch-Site"),
+                site(path, value),
+                expect(&[302], None),
+            ));
+        }
+    }
+
+    let mut failures = Vec::new();
+    for (what, req, want) in rows {
+        let resp = send(&addr, req).await;
+        let mut problems = Vec::new();
+        if resp.status >= 500 {
+            problems.push(format!("a {}", resp.status));
+        }
+        if !want.status.contains(&resp.status) {
+            problems.push(format!("status {} (want {:?})", resp.status, want.status));
+        }
+        if let Some(code) = want.error {
+            let json = resp.json();
+            match json.as_ref().and_then(|j| j.get("error")).and_then(Value::as_str) {
+                Some(got) if got == code => {}
+                other => problems.push(format!("error {other:?} (want {code:?})")),
+            }
+        }
+        if resp.status == 403 && (resp.header("location").is_some() || resp.header("set-cookie").is_some()) {
+            problems.push("a refusal redirected or wrote a cookie".into());
+        }
+        if injected(&resp) {
+            problems.push("a header was injected".into());
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{what}: {} — body {:?}",
+                problems.join(", "),
+                String::from_utf8_lossy(&resp.body[..resp.body.len().min(300)])
+            ));
+        }
+        assert_alive(&addr, &what).await;
+    }
+    assert!(
+        failures.is_empty(),
+        "Fetch-Metadata rows failed:\n  {}",
+        failures.join("\n  ")
+    );
+}
+
+/// Issue 10 item 5: hostile Cookie headers cost bounded work and give bounded answers. A
+/// ~60 KB header of hundreds of `_a0_tx_*` cookies (well-formed sealed values that do not
+/// open) and thousands of junk and repeated pairs: the login start opens and removes only a
+/// handful of transaction cookies (before the fix it removed every one: hundreds of
+/// `Set-Cookie` headers, each after a decryption attempt), the logout likewise, a callback for
+/// one of the planted states is a typed 4xx, and every route answers without a 5xx.
+#[tokio::test]
+async fn hostile_cookie_headers_get_bounded_answers() {
+    let app = TestApp::start().await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    assert_alive(&addr, "start").await;
+    let other = Sealer::new(&["another-secret-0123456789abcdef0123456789"], &[]);
+    let states: Vec<String> = (0..300)
+        .map(|i| format!("planted{i:04}StateAbcdefghij"))
+        .collect();
+    let mut header: Vec<String> = states
+        .iter()
+        .map(|s| format!("_a0_tx_{s}={}", other.seal(&format!("_a0_tx:{s}"), b"{}")))
+        .collect();
+    header.extend((0..3000).map(|i| {
+        if i % 2 == 0 {
+            format!("junk{i}=1")
+        } else {
+            "dup=1".to_owned()
+        }
+    }));
+    header.extend(std::iter::repeat_n("noequals".to_owned(), 1000));
+    let header = header.join("; ");
+    assert!(header.len() > 50 * 1024, "{} B", header.len());
+    // Default `max_transactions` (5) plus the few extra looked at, plus the new cookie.
+    let bound = 5 + 4 + 1;
+
+    let set_cookies = |resp: &Resp| -> Vec<String> {
+        resp.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    };
+    let mut failures = Vec::new();
+
+    let login = send(&addr, Req::get("/auth/login").header("Cookie", header.clone())).await;
+    let written = set_cookies(&login);
+    if login.status != 302 || written.len() > bound || !written.iter().any(|c| !c.contains("Max-Age=0")) {
+        failures.push(format!(
+            "login: status {}, {} Set-Cookie (at most {bound}, one of them the new transaction)",
+            login.status,
+            written.len()
+        ));
+    }
+    assert_alive(&addr, "hostile login").await;
+
+    let logout = send(&addr, Req::get("/auth/logout").header("Cookie", header.clone())).await;
+    let written = set_cookies(&logout);
+    if logout.status >= 500 || written.len() > bound + 4 {
+        failures.push(format!(
+            "logout: status {}, {} Set-Cookie",
+            logout.status,
+            written.len()
+        ));
+    }
+    assert_alive(&addr, "hostile logout").await;
+
+    let target = format!("/auth/callback?code=x&state={}", states[150]);
+    let callback = send(&addr, Req::get(target).header("Cookie", header.clone())).await;
+    let written = set_cookies(&callback);
+    let code = callback
+        .json()
+        .and_then(|j| j.get("error").and_then(Value::as_str).map(str::to_owned));
+    if !(400..500).contains(&callback.status) || code.is_none() || written.len() > 1 {
+        failures.push(format!(
+            "callback: status {}, error {code:?}, {} Set-Cookie",
+            callback.status,
+            written.len()
+        ));
+    }
+    assert_alive(&addr, "hostile callback").await;
+
+    for (what, path, want) in [
+        ("home", "/", 200),
+        ("protected JSON", "/profile", 401),
+        ("profile route", "/auth/profile", 401),
+    ] {
+        let resp = send(&addr, Req::get(path).header("Cookie", header.clone())).await;
+        if resp.status != want || resp.header("set-cookie").is_some() {
+            failures.push(format!(
+                "{what}: status {} (want {want}) or a cookie written",
+                resp.status
+            ));
+        }
+        assert_alive(&addr, what).await;
+    }
+    // The same over many Cookie header lines (as HTTP/2 sends them).
+    let mut lines = Req::get("/auth/login");
+    for chunk in header.split("; ").collect::<Vec<_>>().chunks(400) {
+        lines = lines.header("Cookie", chunk.join("; "));
+    }
+    let login = send(&addr, lines).await;
+    if login.status != 302 || set_cookies(&login).len() > bound {
+        failures.push(format!(
+            "login over many lines: status {}, {} Set-Cookie",
+            login.status,
+            set_cookies(&login).len()
+        ));
+    }
+    assert!(
+        failures.is_empty(),
+        "hostile Cookie rows failed:\n  {}",
+        failures.join("\n  ")
+    );
+}

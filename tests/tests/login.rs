@@ -700,8 +700,9 @@ async fn access_token_refresh_rotates_and_updates_the_session() {
         "default audience sends none"
     );
 
-    // A request still carrying the old cookie (the rotated-away refresh token) gets the same
-    // new token instead of replaying the old refresh token at the IdP.
+    // A request still carrying the old cookie (the rotated-away refresh token) never replays
+    // the old refresh token at the IdP: a forced refresh (issue 10 item 9: `force_refresh`
+    // always reaches the token endpoint) follows the rotation and uses the new one.
     let mut stale = stale_copy;
     let again = client
         .get_access_token(
@@ -710,24 +711,28 @@ async fn access_token_refresh_rotates_and_updates_the_session() {
         )
         .await
         .unwrap();
-    assert_eq!(again.token.expose(), fresh.token.expose());
+    assert_ne!(again.token.expose(), fresh.token.expose(), "really refreshed");
     let after_stale = client
         .get_session_with_refresh_token(&mut stale.next_request())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
+    assert_ne!(
         after_stale.refresh_token(),
-        after.refresh_token(),
+        before.refresh_token(),
         "the stale cookie is upgraded"
     );
     let rec = idp.requests().await;
+    let refreshes: Vec<_> = rec
+        .token
+        .iter()
+        .filter(|t| t.params["grant_type"] == "refresh_token")
+        .collect();
+    assert_eq!(refreshes.len(), 2);
     assert_eq!(
-        rec.token
-            .iter()
-            .filter(|t| t.params["grant_type"] == "refresh_token")
-            .count(),
-        1
+        refreshes[1].params.get("refresh_token").map(String::as_str),
+        after.refresh_token(),
+        "the second refresh used the rotated token, not the stale cookie's"
     );
 
     // A genuinely new refresh uses the rotated token and works.

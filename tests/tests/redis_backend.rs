@@ -210,6 +210,8 @@ async fn data_layout_is_as_documented() {
         "sub:user|1",
         "lo:sid:sid-9",
         "lo:sub:user|9",
+        "lo:all",
+        "lo:ver",
         "once:jti-1",
     ]
     .iter()
@@ -257,7 +259,7 @@ async fn data_layout_is_as_documented() {
     assert!(other.remember_once("jti-1", HOUR).await.unwrap());
     assert_eq!(b.get("id1").await.unwrap().as_deref(), Some(&b"sealed"[..]));
 
-    assert_eq!(redis.flush_prefix(&p).await, 6);
+    assert_eq!(redis.flush_prefix(&p).await, 8);
     assert_eq!(redis.flush_prefix(other.key_prefix()).await, 1);
 }
 
@@ -748,4 +750,130 @@ async fn killed_redis_errors_then_recovers_on_restart() {
     b.set("c", b"3", &keys("s", "u"), HOUR).await.unwrap();
     assert_eq!(b.get("c").await.unwrap().as_deref(), Some(&b"3"[..]));
     assert_eq!(b.delete_by(&sub("u")).await.unwrap(), 1);
+}
+
+/// Issue 10 item 4: `update` writes only while the session exists, atomically; a deleted,
+/// logged-out or expired session is reported gone and not recreated.
+#[tokio::test]
+async fn update_never_recreates_a_deleted_session() {
+    let redis = TestRedis::start().await;
+    let b = backend(&redis).await;
+    let p = b.key_prefix().to_owned();
+    let mut conn = raw(&redis).await;
+
+    assert!(!b.update("nope", b"v", &keys("s", "u"), HOUR).await.unwrap());
+    assert_eq!(b.get("nope").await.unwrap(), None);
+    assert!(
+        keys_with_prefix(&mut conn, &format!("{p}*")).await.is_empty(),
+        "nothing written"
+    );
+
+    b.set("id1", b"one", &keys("s1", "u1"), HOUR).await.unwrap();
+    assert!(b.update("id1", b"two", &keys("s2", "u1"), HOUR).await.unwrap());
+    assert_eq!(b.get("id1").await.unwrap().as_deref(), Some(&b"two"[..]));
+    // Moved between indexes like `set`.
+    assert_eq!(b.delete_by(&sid("s1")).await.unwrap(), 0);
+    assert_eq!(check_consistent(&mut conn, &p, true).await, 1);
+
+    b.delete("id1").await.unwrap();
+    assert!(!b.update("id1", b"three", &keys("s2", "u1"), HOUR).await.unwrap());
+    assert_eq!(b.get("id1").await.unwrap(), None);
+
+    b.set("id2", b"one", &keys("s3", "u3"), HOUR).await.unwrap();
+    assert_eq!(b.delete_by(&sub("u3")).await.unwrap(), 1);
+    assert!(!b.update("id2", b"two", &keys("s3", "u3"), HOUR).await.unwrap());
+    assert_eq!(b.get("id2").await.unwrap(), None);
+
+    b.set("id3", b"one", &keys("s4", "u4"), Duration::from_millis(50))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(!b.update("id3", b"two", &keys("s4", "u4"), HOUR).await.unwrap());
+    assert_eq!(b.get("id3").await.unwrap(), None);
+    assert_eq!(check_consistent(&mut conn, &p, false).await, 0);
+    redis.flush_prefix(&p).await;
+}
+
+/// Issue 10 item 6: a remembered key can be forgotten, so a failed back-channel logout can be
+/// delivered again.
+#[tokio::test]
+async fn forget_once_releases_a_remembered_key() {
+    let redis = TestRedis::start().await;
+    let b = backend(&redis).await;
+    assert!(b.remember_once("jti-f", HOUR).await.unwrap());
+    assert!(!b.remember_once("jti-f", HOUR).await.unwrap());
+    b.forget_once("jti-f").await.unwrap();
+    assert!(b.remember_once("jti-f", HOUR).await.unwrap());
+    b.forget_once("never-seen").await.unwrap();
+    redis.flush_prefix(b.key_prefix()).await;
+}
+
+/// Issue 10 item 7: with `logout_list_refresh`, the logout list is checked in memory: own
+/// logouts at once, other instances' within the refresh interval; without it there is no
+/// in-process answer (every check asks Redis).
+#[tokio::test]
+async fn logout_list_copy_is_local_and_picks_up_other_instances() {
+    let redis = TestRedis::start().await;
+    let prefix = unique_prefix();
+    let refresh = Duration::from_millis(300);
+    let with_copy = |prefix: String| {
+        RedisBackend::builder(redis.url())
+            .key_prefix(prefix)
+            .logout_list_refresh(refresh)
+            .connect()
+    };
+    let a = with_copy(prefix.clone()).await.unwrap();
+    let b = with_copy(prefix.clone()).await.unwrap();
+    let plain = RedisBackend::builder(redis.url())
+        .key_prefix(prefix.clone())
+        .connect()
+        .await
+        .unwrap();
+
+    // Not loaded yet: no answer at hand; the first read loads the (empty) list.
+    assert_eq!(a.logout_time_at_hand("s1", Some("u1")), None);
+    assert_eq!(a.logout_time(&[sid("s1")]).await.unwrap(), None);
+    assert_eq!(a.logout_time_at_hand("s1", Some("u1")), Some(None));
+    assert_eq!(b.logout_time(&[sid("s1")]).await.unwrap(), None);
+    assert_eq!(plain.logout_time_at_hand("s1", None), None, "off by default");
+
+    // Own logouts are at hand at once, by sid and by sub, keeping the latest time.
+    a.record_logout(&sid("s1"), 1_000, HOUR).await.unwrap();
+    a.record_logout(&sub("u1"), 2_000, HOUR).await.unwrap();
+    a.record_logout(&sid("s1"), 500, HOUR).await.unwrap();
+    assert_eq!(a.logout_time_at_hand("s1", None), Some(Some(1_000)));
+    assert_eq!(a.logout_time_at_hand("s1", Some("u1")), Some(Some(2_000)));
+    assert_eq!(a.logout_time_at_hand("s2", Some("u2")), Some(None));
+    assert_eq!(
+        plain.logout_time(&[sid("s1"), sub("u1")]).await.unwrap(),
+        Some(2_000)
+    );
+
+    // Another instance: unchanged within the refresh interval, then reloaded by a read.
+    assert_eq!(b.logout_time_at_hand("s1", None), Some(None));
+    tokio::time::sleep(refresh + Duration::from_millis(50)).await;
+    assert_eq!(b.logout_time_at_hand("s1", None), None, "stale: ask");
+    assert_eq!(b.logout_time(&[sid("s1"), sub("u1")]).await.unwrap(), Some(2_000));
+    assert_eq!(b.logout_time_at_hand("s1", Some("u1")), Some(Some(2_000)));
+
+    // A logout recorded by an instance without the copy is seen too (same layout).
+    plain.record_logout(&sid("s9"), 9_000, HOUR).await.unwrap();
+    tokio::time::sleep(refresh + Duration::from_millis(50)).await;
+    assert_eq!(b.logout_time(&[sid("s9")]).await.unwrap(), Some(9_000));
+    assert_eq!(b.logout_time_at_hand("s9", None), Some(Some(9_000)));
+
+    // Entries expire from the copy with their TTL.
+    assert_eq!(
+        a.logout_time(&[sid("s9")]).await.unwrap(),
+        Some(9_000),
+        "a reloads too"
+    );
+    a.record_logout(&sid("brief"), 7, Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert_eq!(a.logout_time_at_hand("brief", None), Some(Some(7)));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(a.logout_time(&[sid("brief")]).await.unwrap(), None);
+    assert_eq!(a.logout_time_at_hand("brief", None), Some(None));
+    redis.flush_prefix(&prefix).await;
 }

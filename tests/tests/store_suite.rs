@@ -265,13 +265,107 @@ async fn debug_leaks_nothing(s: Subject) {
     assert!(!dbg.contains(SECRET), "{dbg}");
 }
 
+/// Issue 10 item 4: a write from a request that read the session before it was deleted
+/// (logout in another request, back-channel logout) must not recreate it. Stateful stores
+/// refuse the update with `session_expired` and remove the cookie; stateless cookies have no
+/// record to recreate (the logout list covers them).
+async fn writes_never_resurrect_a_deleted_session(s: Subject) {
+    if !s.stateful {
+        return;
+    }
+    let a = session("alice", "sid-r", 10);
+    for by_logout_key in [false, true] {
+        let mut jar = MemoryCookieJar::default();
+        s.store.set(&a, write(3600, true), &mut jar).await.unwrap();
+        let reader = jar.next_request();
+        assert!(s.store.get(&mut reader.clone()).await.unwrap().is_some());
+        if by_logout_key {
+            s.store
+                .delete_by_logout(&LogoutKey::Sid("sid-r".into()))
+                .await
+                .unwrap();
+        } else {
+            s.store.delete(&mut reader.clone()).await.unwrap();
+        }
+        let mut writer = reader.clone();
+        let err = s
+            .store
+            .set(&a, write(3600, false), &mut writer)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "session_expired", "{err}");
+        assert!(
+            writer.response_cookies().iter().all(|c| c.removed),
+            "no Set-Cookie resurrecting it"
+        );
+        assert!(s.store.get(&mut reader.clone()).await.unwrap().is_none());
+        assert!(s.store.get(&mut writer.next_request()).await.unwrap().is_none());
+    }
+    // A login (new session) still creates a record, with a fresh id.
+    let mut jar = MemoryCookieJar::default();
+    s.store.set(&a, write(3600, true), &mut jar).await.unwrap();
+    assert!(s.store.get(&mut jar.next_request()).await.unwrap().is_some());
+}
+
+/// Issue 10 item 4, under concurrency: in each of 50 rounds, eight in-flight requests keep
+/// writing a session they read earlier (refreshes, rolling touches) while a back-channel
+/// logout deletes it. Once the logout has completed no read finds the session, during the
+/// remaining writes and after them.
+async fn updates_racing_a_logout_never_resurrect(s: Subject) {
+    if !s.stateful {
+        return;
+    }
+    for round in 0..50 {
+        let sid = format!("race-{round}");
+        let sess = session("alice", &sid, 10);
+        let mut jar = MemoryCookieJar::default();
+        s.store.set(&sess, write(3600, true), &mut jar).await.unwrap();
+        let reader = jar.next_request();
+        let writers: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, reader, sess) = (s.store.clone(), reader.clone(), sess.clone());
+                tokio::spawn(async move {
+                    for _ in 0..20 {
+                        let mut j = reader.clone();
+                        match store.set(&sess, write(3600, false), &mut j).await {
+                            Ok(()) => {}
+                            Err(e) => assert_eq!(e.code(), "session_expired", "{e}"),
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        s.store
+            .delete_by_logout(&LogoutKey::Sid(sid.clone()))
+            .await
+            .unwrap();
+        for _ in 0..10 {
+            assert!(
+                s.store.get(&mut reader.clone()).await.unwrap().is_none(),
+                "round {round}: read after the logout found the session"
+            );
+            tokio::task::yield_now().await;
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        assert!(
+            s.store.get(&mut reader.clone()).await.unwrap().is_none(),
+            "round {round}: the session came back"
+        );
+    }
+}
+
 /// `store_suite!(kind, make_subject; test, test, …)`: one module per store kind, one
 /// `#[tokio::test]` per shared test function.
 macro_rules! store_suite {
     ($kind:ident, $make:expr) => {
         store_suite!(@tests $kind, $make; round_trip, large_sessions_and_shrinking, delete_ends_the_session,
             login_rotates_the_session_id, logout_by_sid_and_sub, broken_or_foreign_cookies_are_no_session,
-            expired_records_disappear, concurrent_sessions, debug_leaks_nothing);
+            expired_records_disappear, concurrent_sessions, debug_leaks_nothing,
+            writes_never_resurrect_a_deleted_session, updates_racing_a_logout_never_resurrect);
     };
     (@tests $kind:ident, $make:expr; $($test:ident),+) => {
         mod $kind {

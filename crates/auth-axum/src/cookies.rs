@@ -6,7 +6,8 @@
 //! Reads come straight from the request's `Cookie` header(s): no cookie parser, no copy on the
 //! per-request session read ([`RequestJar`]).
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use auth_core::cookies::{CookieAttributes, CookieJar};
 use axum::extract::FromRequestParts;
@@ -120,13 +121,108 @@ impl CookieHeaders {
 #[derive(Clone)]
 pub struct AxumCookieJar {
     request: CookieHeaders,
+    /// Where the request's cookies are in `request`, parsed once, on the first read through
+    /// this jar.
+    parsed: OnceLock<Vec<Span>>,
     writes: ResponseCookies,
 }
 
 impl AxumCookieJar {
     pub(crate) fn new(request: CookieHeaders, writes: ResponseCookies) -> Self {
-        Self { request, writes }
+        Self {
+            request,
+            parsed: OnceLock::new(),
+            writes,
+        }
     }
+
+    /// The request's cookies, parsed on first use and kept for the jar's lifetime, so reading
+    /// many cookies costs one parse, not one per read.
+    fn request(&self) -> SpanView<'_> {
+        let values = self.request.values();
+        let spans = self.parsed.get_or_init(|| {
+            parse(values)
+                .as_slice()
+                .iter()
+                .filter_map(|(n, v)| Span::locate(values, n.as_bytes(), v))
+                .collect()
+        });
+        SpanView { values, spans }
+    }
+}
+
+/// Where one parsed cookie sits in the request's `Cookie` header values: which value, and the
+/// byte ranges of its name and value there (the parse borrows from the values, so the jar keeps
+/// positions instead of copies).
+#[derive(Clone, Copy)]
+struct Span {
+    header: usize,
+    name: (usize, usize),
+    value: (usize, usize),
+}
+
+impl Span {
+    /// The position of `name` and `value`, slices of one of `values`.
+    fn locate(values: &[HeaderValue], name: &[u8], value: &[u8]) -> Option<Self> {
+        let range = |base: usize, part: &[u8]| {
+            let start = (part.as_ptr() as usize).checked_sub(base)?;
+            Some((start, start + part.len()))
+        };
+        values.iter().enumerate().find_map(|(header, v)| {
+            let bytes = v.as_bytes();
+            let base = bytes.as_ptr() as usize;
+            let name = range(base, name).filter(|&(_, end)| end <= bytes.len())?;
+            let value = range(base, value).filter(|&(_, end)| end <= bytes.len())?;
+            Some(Self { header, name, value })
+        })
+    }
+}
+
+/// The parsed cookies of an [`AxumCookieJar`]: its header values and the cookies' positions.
+struct SpanView<'a> {
+    values: &'a [HeaderValue],
+    spans: &'a [Span],
+}
+
+impl<'a> SpanView<'a> {
+    fn bytes(&self, header: usize, (start, end): (usize, usize)) -> &'a [u8] {
+        self.values
+            .get(header)
+            .and_then(|v| v.as_bytes().get(start..end))
+            .unwrap_or_default()
+    }
+}
+
+impl RequestCookies for SpanView<'_> {
+    fn value(&self, name: &str) -> Option<&[u8]> {
+        // At most MAX_REQUEST_COOKIES short comparisons (the length first): no index needed.
+        self.spans
+            .iter()
+            .find(|s| self.bytes(s.header, s.name) == name.as_bytes())
+            .map(|s| self.bytes(s.header, s.value))
+    }
+
+    fn each_name(&self) -> impl Iterator<Item = &str> {
+        // Names were checked to be UTF-8 when parsed.
+        self.spans
+            .iter()
+            .filter_map(|s| std::str::from_utf8(self.bytes(s.header, s.name)).ok())
+    }
+
+    fn count(&self) -> usize {
+        self.spans.len()
+    }
+}
+
+/// Read access to a request's parsed cookies, in header order; a name may repeat, and the first
+/// occurrence is the cookie.
+trait RequestCookies {
+    /// The value of the first cookie named `name`, as received.
+    fn value(&self, name: &str) -> Option<&[u8]>;
+    /// Every name, in header order (a repeated name each time).
+    fn each_name(&self) -> impl Iterator<Item = &str>;
+    /// How many pairs there are (repeats included).
+    fn count(&self) -> usize;
 }
 
 impl std::fmt::Debug for AxumCookieJar {
@@ -154,11 +250,11 @@ impl<S: Send + Sync> FromRequestParts<S> for AxumCookieJar {
 
 impl CookieJar for AxumCookieJar {
     fn get(&self, name: &str) -> Option<String> {
-        read_your_writes(&parse(self.request.values()), Some(&self.writes), name)
+        read_your_writes(&self.request(), Some(&self.writes), name)
     }
 
     fn names(&self) -> Vec<String> {
-        merge_names(&parse(self.request.values()), Some(&self.writes))
+        merge_names(&self.request(), Some(&self.writes))
     }
 
     fn set(&mut self, name: &str, value: &str, attributes: &CookieAttributes) {
@@ -171,38 +267,50 @@ impl CookieJar for AxumCookieJar {
 }
 
 /// The value of `name`: what this request wrote, else the request's cookie (text only).
-fn read_your_writes(request: &Pairs<'_>, writes: Option<&ResponseCookies>, name: &str) -> Option<String> {
+fn read_your_writes(
+    request: &impl RequestCookies,
+    writes: Option<&ResponseCookies>,
+    name: &str,
+) -> Option<String> {
     if let Some(written) = writes.and_then(|w| w.written(name)) {
         return written;
     }
-    let (_, value) = request.as_slice().iter().find(|(n, _)| *n == name)?;
-    std::str::from_utf8(value).ok().map(str::to_owned)
+    std::str::from_utf8(request.value(name)?).ok().map(str::to_owned)
 }
 
-/// Request cookie names, minus the ones written since, plus the ones set since.
-fn merge_names(request: &Pairs<'_>, writes: Option<&ResponseCookies>) -> Vec<String> {
+/// Request cookie names (each once), minus the ones written since, plus the ones set since.
+fn merge_names(request: &impl RequestCookies, writes: Option<&ResponseCookies>) -> Vec<String> {
     let written = writes.map(ResponseCookies::written_names).unwrap_or_default();
+    // Written names, then each request name as it is seen: a set of at most
+    // MAX_REQUEST_COOKIES + writes names, so repeats are skipped in constant time.
+    let mut seen: HashSet<&str> = HashSet::with_capacity(written.len() + request.count());
+    seen.extend(written.iter().map(|(n, _)| n.as_str()));
     let mut names: Vec<String> = request
-        .as_slice()
-        .iter()
-        .filter(|(n, _)| !written.iter().any(|(w, _)| w == n))
-        .map(|(n, _)| (*n).to_owned())
+        .each_name()
+        .filter(|n| seen.insert(n))
+        .map(str::to_owned)
         .collect();
-    for (n, set) in written {
-        if set && !names.contains(&n) {
-            names.push(n);
-        }
-    }
+    // Written names are unique (one entry per name), and none of them is in `names` now.
+    names.extend(written.iter().filter(|(_, set)| *set).map(|(n, _)| n.clone()));
     names
 }
 
-/// Cookies of one request considered when reading the session; later ones are ignored.
-/// Browsers send at most about 180 per site, and the cap bounds the work a hostile header can
-/// cause.
+/// Cookie pairs of one request considered (a repeated name counts each time); later ones are
+/// ignored. Browsers send at most about 180 per site, and the cap bounds the work a hostile
+/// header can cause, and the length of every lookup.
 pub(crate) const MAX_REQUEST_COOKIES: usize = 256;
 
-/// Request cookies as `(name, value)` pairs: the first few inline (no allocation for the
-/// usual handful of cookies), all of them on the heap once there are more.
+/// `;`-separated segments of a request's `Cookie` header(s) looked at, whatever they hold
+/// (pairs, repeated names, junk without `=`); the rest of the header is ignored. Four times
+/// [`MAX_REQUEST_COOKIES`]: far more than any browser sends, and it bounds the parse of a
+/// hostile header of any length to a few microseconds.
+pub(crate) const MAX_SCANNED_SEGMENTS: usize = 4 * MAX_REQUEST_COOKIES;
+
+/// Request cookies as `(name, value)` pairs in header order, a name possibly repeated (the
+/// first occurrence is the cookie): the first few inline (no allocation for the usual handful
+/// of cookies), all of them on the heap once there are more. Nothing is hashed or compared
+/// while splitting, so the per-request parse costs a few nanoseconds per pair; lookups scan
+/// the at most [`MAX_REQUEST_COOKIES`] pairs and take the first match.
 struct Pairs<'h> {
     inline: [(&'h str, &'h [u8]); INLINE_PAIRS],
     len: usize,
@@ -230,21 +338,38 @@ impl<'h> Pairs<'h> {
         }
     }
 
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn push(&mut self, pair: (&'h str, &'h [u8])) {
+    /// Adds `pair`; `false` when [`MAX_REQUEST_COOKIES`] pairs are kept already. `more`
+    /// estimates how many pairs may still come, to size the heap once when spilling.
+    fn add(&mut self, pair: (&'h str, &'h [u8]), more: usize) -> bool {
+        if self.len == MAX_REQUEST_COOKIES {
+            return false;
+        }
         if self.len < INLINE_PAIRS {
             self.inline[self.len] = pair;
         } else {
             if self.len == INLINE_PAIRS {
-                self.heap.reserve(INLINE_PAIRS * 4);
+                let room = (INLINE_PAIRS + more).clamp(INLINE_PAIRS * 4, MAX_REQUEST_COOKIES);
+                self.heap.reserve(room);
                 self.heap.extend_from_slice(&self.inline);
             }
             self.heap.push(pair);
         }
         self.len += 1;
+        true
+    }
+}
+
+impl RequestCookies for Pairs<'_> {
+    fn value(&self, name: &str) -> Option<&[u8]> {
+        self.as_slice().iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+
+    fn each_name(&self) -> impl Iterator<Item = &str> {
+        self.as_slice().iter().map(|(n, _)| *n)
+    }
+
+    fn count(&self) -> usize {
+        self.len
     }
 }
 
@@ -278,13 +403,20 @@ impl<'h> RequestJar<'h> {
 }
 
 /// Splits `Cookie` header values into `(name, value)` pairs: `;`-separated, trimmed, names
-/// UTF-8 (values stay bytes until used), the first of duplicate names winning (browsers send
-/// the most specific cookie first), at most [`MAX_REQUEST_COOKIES`].
+/// UTF-8 (values stay bytes until used), in header order with repeated names kept (readers
+/// take the first occurrence: browsers send the most specific cookie first), at most
+/// [`MAX_REQUEST_COOKIES`] pairs (repeats count) out of at most [`MAX_SCANNED_SEGMENTS`]
+/// segments. One pass over the bytes looked at, no hashing: linear and bounded.
 fn parse<'h>(values: impl IntoIterator<Item = &'h HeaderValue>) -> Pairs<'h> {
     let mut pairs = Pairs::default();
+    let mut scanned = 0usize;
     for value in values {
         let mut rest = value.as_bytes();
         while !rest.is_empty() {
+            if scanned == MAX_SCANNED_SEGMENTS {
+                return pairs;
+            }
+            scanned += 1;
             let (pair, after) = match memchr::memchr(b';', rest) {
                 Some(i) => (&rest[..i], &rest[i + 1..]),
                 None => (rest, &rest[rest.len()..]),
@@ -297,11 +429,9 @@ fn parse<'h>(values: impl IntoIterator<Item = &'h HeaderValue>) -> Pairs<'h> {
                 continue;
             };
             let value = pair[eq + 1..].trim_ascii();
-            if !name.is_empty() && !pairs.as_slice().iter().any(|(n, _)| *n == name) {
-                if pairs.len() == MAX_REQUEST_COOKIES {
-                    return pairs;
-                }
-                pairs.push((name, value));
+            // A pair takes at least a few bytes; a long rest means many may follow.
+            if !name.is_empty() && !pairs.add((name, value), rest.len() / 16) {
+                return pairs;
             }
         }
     }
@@ -365,12 +495,22 @@ mod tests {
     #[test]
     fn splits_trims_and_keeps_the_first_of_duplicates() {
         let h = headers(&[b" a = 1 ;b=x=y;; noequals; =v; a=2; c=", b"d=4; b=9"]);
+        // Lent as sent, repeats included (core's readers take the first occurrence) ...
         assert_eq!(
             lent(&h),
-            vec![pair("a", "1"), pair("b", "x=y"), pair("c", ""), pair("d", "4")]
+            vec![
+                pair("a", "1"),
+                pair("b", "x=y"),
+                pair("a", "2"),
+                pair("c", ""),
+                pair("d", "4"),
+                pair("b", "9")
+            ]
         );
+        // ... while lookups take the first one and names list each once.
         let jar = RequestJar::read_only(&h);
         assert_eq!(jar.get("a").as_deref(), Some("1"));
+        assert_eq!(jar.get("b").as_deref(), Some("x=y"));
         assert_eq!(jar.names(), vec!["a", "b", "c", "d"]);
         assert!(lent(&headers(&[])).is_empty());
     }
@@ -452,6 +592,81 @@ mod tests {
     }
 
     #[test]
+    fn segments_scanned_are_capped_whatever_they_hold() {
+        // Junk without `=`, repeated names and empty segments all count: a cookie after
+        // MAX_SCANNED_SEGMENTS of them is not looked at, so a hostile header costs a bounded
+        // parse however long it is.
+        for filler in ["junk", "dup=1", ""] {
+            let header: String = std::iter::repeat_n(filler, MAX_SCANNED_SEGMENTS)
+                .collect::<Vec<_>>()
+                .join(";")
+                + ";late=1";
+            let h = headers(&[header.as_bytes()]);
+            assert_eq!(RequestJar::read_only(&h).get("late"), None, "after {filler:?}");
+            let jar = AxumCookieJar::new(CookieHeaders::of(&h), ResponseCookies::default());
+            assert_eq!(jar.get("late"), None, "after {filler:?}");
+        }
+        // Just inside the cap it is still read, in one header or spread over several.
+        let header: String = std::iter::repeat_n("junk", MAX_SCANNED_SEGMENTS - 1)
+            .collect::<Vec<_>>()
+            .join(";")
+            + ";late=1";
+        let h = headers(&[header.as_bytes()]);
+        assert_eq!(RequestJar::read_only(&h).get("late").as_deref(), Some("1"));
+        let half = "x;".repeat(MAX_SCANNED_SEGMENTS / 2);
+        let h = headers(&[half.as_bytes(), half.as_bytes(), b"late=1"]);
+        assert_eq!(RequestJar::read_only(&h).get("late"), None);
+    }
+
+    #[test]
+    fn lookups_by_name_agree_with_the_first_occurrence_inline_and_spilled() {
+        for n in [
+            1,
+            INLINE_PAIRS / 2,
+            INLINE_PAIRS - 1,
+            INLINE_PAIRS,
+            INLINE_PAIRS + 1,
+            100,
+            MAX_REQUEST_COOKIES / 2,
+        ] {
+            // Each name twice: first with its index, then a later value that must lose.
+            let header: String = (0..n)
+                .map(|i| format!("n{i}={i}; "))
+                .chain((0..n).map(|i| format!("n{i}=late; ")))
+                .collect();
+            let h = headers(&[header.as_bytes()]);
+            let request = RequestJar::read_only(&h);
+            let axum = AxumCookieJar::new(CookieHeaders::of(&h), ResponseCookies::default());
+            for i in 0..n {
+                let name = format!("n{i}");
+                assert_eq!(request.get(&name), Some(i.to_string()), "{n}: {name}");
+                assert_eq!(axum.get(&name), Some(i.to_string()), "{n}: {name}");
+            }
+            assert_eq!(request.get("absent"), None);
+            assert_eq!(axum.get("absent"), None);
+            let names: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
+            assert_eq!(request.names(), names);
+            assert_eq!(axum.names(), names);
+            assert_eq!(lent(&h).len(), 2 * n);
+        }
+    }
+
+    #[test]
+    fn the_axum_jar_parses_the_header_once() {
+        let h = headers(&[b"a=1; b=2"]);
+        let jar = AxumCookieJar::new(CookieHeaders::of(&h), ResponseCookies::default());
+        assert!(jar.parsed.get().is_none(), "nothing parsed before a read");
+        assert_eq!(jar.get("a").as_deref(), Some("1"));
+        let parsed: *const Span = jar.request().spans.as_ptr();
+        assert_eq!(jar.get("b").as_deref(), Some("2"));
+        assert_eq!(jar.names(), vec!["a", "b"]);
+        assert!(
+            std::ptr::eq(parsed, jar.request().spans.as_ptr()),
+            "the same parse serves every read"
+        );
+    }
+
+    #[test]
     fn many_cookies_spill_to_the_heap_and_are_capped() {
         let header: String = (0..1000).map(|i| format!("c{i}={i}; ")).collect();
         let h = headers(&[header.as_bytes()]);
@@ -459,11 +674,13 @@ mod tests {
         assert_eq!(pairs.len(), MAX_REQUEST_COOKIES);
         assert_eq!(pairs[0], pair("c0", "0"));
         assert_eq!(pairs[MAX_REQUEST_COOKIES - 1], pair("c255", "255"));
-        // Duplicates do not count against the cap.
+        // Repeats count against the cap (no pair is hashed to find them): whoever sends a
+        // thousand copies of one cookie only hides their own later cookies.
         let dup: String = (0..1000).map(|_| "same=1; ").collect::<String>() + "last=2";
-        assert_eq!(
-            lent(&headers(&[dup.as_bytes()])),
-            vec![pair("same", "1"), pair("last", "2")]
-        );
+        let h = headers(&[dup.as_bytes()]);
+        assert_eq!(lent(&h).len(), MAX_REQUEST_COOKIES);
+        let jar = RequestJar::read_only(&h);
+        assert_eq!(jar.names(), vec!["same"]);
+        assert_eq!(jar.get("last"), None);
     }
 }

@@ -3,7 +3,7 @@
 //! Bodies carry only the stable error `code` and a message written here — never the
 //! provider's response, a token, a stack trace or a network detail. Those go to `tracing`.
 
-use auth_core::Error;
+use auth_core::{Error, ForbiddenReason};
 use axum::Json;
 use axum::response::{Html, IntoResponse, Response};
 use http::header::{CACHE_CONTROL, HeaderValue};
@@ -85,6 +85,8 @@ fn status_of(e: &Error) -> StatusCode {
             StatusCode::UNAUTHORIZED
         }
         Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::IdentityMismatch => StatusCode::FORBIDDEN,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::MyAccount(p) if (400..500).contains(&p.status) => StatusCode::BAD_REQUEST,
         Error::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_GATEWAY,
@@ -105,6 +107,13 @@ fn public_message(e: &Error) -> &'static str {
         Error::SessionExpired => "Your session has expired. Please log in again.",
         Error::MissingRefreshToken => "A new access token is needed; please log in again.",
         Error::Store(_) => "Session storage is temporarily unavailable.",
+        Error::IdentityMismatch => {
+            "That sign-in was for another account than the one logged in here; nothing was changed."
+        }
+        Error::Forbidden(ForbiddenReason::CrossSiteRequest) => {
+            "This action can only be started from this site's own pages."
+        }
+        Error::Forbidden(_) => "This application does not allow the requested connection or scope.",
         Error::MyAccount(_) => "The account service refused the request.",
         Error::Config(_) => "The server's login configuration is incomplete.",
         _ => "The identity provider could not be reached or answered unexpectedly.",

@@ -222,15 +222,16 @@ pub(crate) async fn load(
     if let Some(s) = &auth.session {
         return Ok((state, writes, s.clone()));
     }
-    if let Some(session) = load_at_hand(headers, extensions) {
-        return Ok((state, writes, Some(session)));
-    }
+    // One parse of the Cookie header for both the at-hand read and the full read.
     let mut jar = RequestJar::new(headers, writes.clone());
-    let session = state
-        .client()
-        .get_session(&mut jar)
-        .await
-        .map_err(|e| SessionRejection::Store(AuthError::new(e)))?;
+    let session = match state.client().session_at_hand(&jar) {
+        Some(session) => Some(session),
+        None => state
+            .client()
+            .get_session(&mut jar)
+            .await
+            .map_err(|e| SessionRejection::Store(AuthError::new(e)))?,
+    };
     if let Some(auth) = extensions.get_mut::<RequestAuth>() {
         auth.session = Some(session.clone());
     }

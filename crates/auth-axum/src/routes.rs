@@ -8,24 +8,47 @@
 //! | `POST {base}/backchannel-logout` | OIDC back-channel logout: ends the sessions a valid logout token names |
 //! | `GET {base}/profile` | the user's claims as JSON, `401` without a session |
 //! | `GET {base}/access-token` | opt-in: the access token as JSON |
-//! | `GET {base}/link` | Auth0 user linking: `connection`, `connectionScope`, `returnTo` |
-//! | `GET {base}/unlink` | Auth0 user unlinking: `connection`, `returnTo` |
-//! | `GET {base}/connect` | Connected Accounts: `connection`, `scopes`, `returnTo` |
+//! | `GET\|POST {base}/link` | Auth0 user linking: `connection`, `connectionScope`, `returnTo` |
+//! | `GET\|POST {base}/unlink` | Auth0 user unlinking: `connection`, `returnTo` |
+//! | `GET\|POST {base}/connect` | Connected Accounts: `connection`, `scopes`, `returnTo` |
 //!
 //! `link`, `unlink` and `connect` need a session and answer like a protected route without
-//! one. The callback completes whichever flow its `state` belongs to.
+//! one. They read their parameters from the query (`GET`) or from an
+//! `application/x-www-form-urlencoded` body (`POST`, e.g. a form that also carries the app's
+//! CSRF token; any other body type gets `415`). The callback completes whichever flow its
+//! `state` belongs to.
+//!
+//! ## Fetch-Metadata policy
+//!
+//! `link`, `unlink` and `connect` change the user's account, so another site must not be able
+//! to start them in a logged-in browser. Before anything else (session lookup, parameters)
+//! they check the browser's `Sec-Fetch-Site` request header:
+//!
+//! - absent (non-browser clients, old browsers), `same-origin` or `none` (typed URL,
+//!   bookmark): the request proceeds;
+//! - `cross-site`, `same-site`, or any other value (unknown values fail closed, as do
+//!   non-UTF-8 values and a request where any of several header lines is not allowed):
+//!   `403` with error code `cross_site_request` (JSON, or the HTML error page for browsers),
+//!   no redirect and no cookie written.
+//!
+//! [`AuthOptions::logout_fetch_metadata_policy`](crate::AuthOptions::logout_fetch_metadata_policy)
+//! applies the same policy to `logout` (off by default). The allow-lists
+//! [`allowed_link_connections`](crate::AuthOptions::allowed_link_connections),
+//! [`allowed_connect_connections`](crate::AuthOptions::allowed_connect_connections) and
+//! [`allowed_connect_scopes`](crate::AuthOptions::allowed_connect_scopes) refuse other
+//! connections and scopes with `403` before any redirect.
 
 use auth_core::{
-    AccessTokenOptions, AuthorizationParams, CallbackParams, ConnectAccountOptions, Error, LinkOptions,
-    LoginOptions, LogoutOptions, UnlinkOptions,
+    AccessTokenOptions, AuthorizationParams, CallbackParams, ConnectAccountOptions, Error, ForbiddenReason,
+    LinkOptions, LoginOptions, LogoutOptions, UnlinkOptions,
 };
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{OriginalUri, RawQuery, State};
+use axum::extract::{OriginalUri, RawQuery, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
-use http::{HeaderMap, StatusCode};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::cookies::AxumCookieJar;
@@ -34,7 +57,8 @@ use crate::extract::{Session, redirect, unauthorized};
 use crate::return_to::sanitize;
 use crate::state::AuthState;
 
-/// Query parameters of `/auth/login` forwarded to the authorization endpoint.
+/// Query parameters of `/auth/login` forwarded to the authorization endpoint by default (see
+/// [`crate::AuthOptions::login_params`]); names the client pins are never forwarded.
 pub const LOGIN_HINTS: &[&str] = &[
     "screen_hint",
     "login_hint",
@@ -44,12 +68,25 @@ pub const LOGIN_HINTS: &[&str] = &[
     "prompt",
 ];
 
-/// Longest query string the routes read.
+/// Longest query string (or form body of an account route) the routes read.
 const MAX_QUERY: usize = 8 * 1024;
+
+/// Most distinct parameters a route reads (keeps the duplicate check cheap).
+const MAX_PARAMS: usize = 64;
 
 impl AuthState {
     /// The `/auth/*` routes (under the configured base path), ready to merge into an app:
     /// `Router::new().merge(auth.router())…layer(auth.layer())`.
+    ///
+    /// The account-changing routes `link`, `unlink` and `connect` (`GET` with a query, or
+    /// `POST` with an `application/x-www-form-urlencoded` form) apply a Fetch-Metadata
+    /// resource-isolation policy before anything else: a request whose `Sec-Fetch-Site` header
+    /// is `cross-site`, `same-site` or any value other than `same-origin`/`none` (unknown
+    /// values fail closed) gets `403` `cross_site_request`, with no redirect and no cookie
+    /// written; an absent header (non-browser clients, old browsers) proceeds. Start these
+    /// actions from the app's own pages. See also
+    /// [`AuthOptions::logout_fetch_metadata_policy`](crate::AuthOptions::logout_fetch_metadata_policy)
+    /// and the connection/scope allow-lists on [`AuthOptions`](crate::AuthOptions).
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         let base = &self.inner.options.base_path;
         let mut router = Router::new()
@@ -61,9 +98,9 @@ impl AuthState {
             .route(&format!("{base}/logout"), get(logout))
             .route(&format!("{base}/backchannel-logout"), post(backchannel_logout))
             .route(&format!("{base}/profile"), get(profile))
-            .route(&format!("{base}/link"), get(link))
-            .route(&format!("{base}/unlink"), get(unlink))
-            .route(&format!("{base}/connect"), get(connect));
+            .route(&format!("{base}/link"), get(link).post(link))
+            .route(&format!("{base}/unlink"), get(unlink).post(unlink))
+            .route(&format!("{base}/connect"), get(connect).post(connect));
         if self.inner.options.access_token_route {
             router = router.route(&format!("{base}/access-token"), get(access_token));
         }
@@ -72,22 +109,37 @@ impl AuthState {
     }
 }
 
+/// Name/value pairs of a query or form body, in order.
+type Params = Vec<(String, String)>;
+
 /// Query parameters, each at most once.
 fn unique_params(query: Option<&str>) -> Result<Vec<(String, String)>, Error> {
-    let query = query.unwrap_or("");
-    if query.len() > MAX_QUERY {
-        return Err(Error::InvalidParameter("the query string is too long".into()));
+    parse_params(query.unwrap_or("").as_bytes(), None).map(|(params, _)| params)
+}
+
+/// The parameters of a query string or of an `application/x-www-form-urlencoded` body (the
+/// same syntax): each name at most once, except `list`, which may repeat and whose values may
+/// also be space- or comma-separated; its items are returned separately, in order.
+fn parse_params(input: &[u8], list: Option<&str>) -> Result<(Params, Vec<String>), Error> {
+    if input.len() > MAX_QUERY {
+        return Err(Error::InvalidParameter("the parameters are too long".into()));
     }
-    let mut out: Vec<(String, String)> = Vec::new();
-    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-        if out.iter().any(|(n, _)| *n == k) {
+    let mut params: Params = Vec::new();
+    let mut items: Vec<String> = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(input) {
+        if list == Some(k.as_ref()) {
+            items.extend(v.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned));
+        } else if params.iter().any(|(n, _)| *n == k) {
             return Err(Error::InvalidParameter(
-                "a query parameter appears more than once".into(),
+                "a parameter appears more than once".into(),
             ));
+        } else if params.len() == MAX_PARAMS {
+            return Err(Error::InvalidParameter("there are too many parameters".into()));
+        } else {
+            params.push((k.into_owned(), v.into_owned()));
         }
-        out.push((k.into_owned(), v.into_owned()));
     }
-    Ok(out)
+    Ok((params, items))
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -108,7 +160,15 @@ async fn login(
         .and_then(sanitize)
         .unwrap_or_else(|| auth.options().default_return_to.clone());
     let mut hints = AuthorizationParams::new();
-    for name in LOGIN_HINTS {
+    for name in &auth.options().login_params {
+        // A pinned parameter keeps its configured value: a hint in the URL is ignored, and the
+        // login proceeds (it is not an error to send one).
+        if auth.client().is_pinned_authorization_param(name) {
+            if param(&params, name).is_some() {
+                tracing::debug!(param = %name, "login query parameter is pinned; ignored");
+            }
+            continue;
+        }
         if let Some(v) = param(&params, name) {
             if v.len() > 512 || v.chars().any(char::is_control) {
                 return AuthError::for_request(
@@ -117,7 +177,7 @@ async fn login(
                 )
                 .into_response();
             }
-            hints = hints.param(*name, v);
+            hints = hints.param(name.as_str(), v);
         }
     }
     let options = LoginOptions::new()
@@ -144,9 +204,7 @@ async fn callback_form(
     body: Bytes,
 ) -> Response {
     if !is_form(&headers) {
-        let mut r = axum::Json(json!({"error": "unsupported_media_type", "error_description": "The callback must be form-encoded."})).into_response();
-        *r.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
-        return r;
+        return unsupported_media_type("The callback must be form-encoded.");
     }
     complete(auth, jar, &headers, CallbackParams::from_form(&body)).await
 }
@@ -201,17 +259,100 @@ fn redirect_or_error(result: Result<url::Url, Error>, headers: &HeaderMap) -> Re
     }
 }
 
-/// The query of an account route (`link`/`unlink`) and its required `connection`.
-fn account_params(query: Option<&str>) -> Result<(Vec<(String, String)>, String), Error> {
-    let params = unique_params(query)?;
-    let connection = required_connection(&params)?;
-    Ok((params, connection))
+/// The `Sec-Fetch-Site` request header (Fetch Metadata).
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
+
+/// The Fetch-Metadata resource-isolation policy of the account-changing routes: `true` when
+/// `Sec-Fetch-Site` is absent, `same-origin` or `none`. `cross-site`, `same-site`, any other
+/// value, a value that is not visible ASCII, and several header lines of which any is not
+/// allowed are refused (fail closed). Values are compared ignoring ASCII case and surrounding
+/// whitespace.
+pub(crate) fn fetch_metadata_allows(headers: &HeaderMap) -> bool {
+    headers.get_all(SEC_FETCH_SITE).iter().all(|value| {
+        value.to_str().is_ok_and(|v| {
+            let v = v.trim();
+            v.eq_ignore_ascii_case("same-origin") || v.eq_ignore_ascii_case("none")
+        })
+    })
 }
 
-fn required_connection(params: &[(String, String)]) -> Result<String, Error> {
-    param(params, "connection")
-        .map(str::to_owned)
-        .ok_or_else(|| Error::InvalidParameter("`connection` is required".into()))
+/// The `403 cross_site_request` answer of the Fetch-Metadata policy.
+fn cross_site_refusal(headers: &HeaderMap) -> Response {
+    AuthError::for_request(Error::Forbidden(ForbiddenReason::CrossSiteRequest), headers).into_response()
+}
+
+/// `415` for a `POST` whose body is not `application/x-www-form-urlencoded`.
+fn unsupported_media_type(description: &'static str) -> Response {
+    let mut r = axum::Json(json!({"error": "unsupported_media_type", "error_description": description}))
+        .into_response();
+    *r.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The request of an account route (`link`, `unlink`, `connect`), once admitted.
+struct AccountRequest {
+    headers: HeaderMap,
+    params: Params,
+    /// The items of the route's repeatable parameter (`scopes` for `connect`).
+    list: Vec<String>,
+}
+
+impl AccountRequest {
+    /// Admits a request, in this order: the Fetch-Metadata policy (`403`, before anything
+    /// else is looked at), the session (answered like a protected route), then the parameters
+    /// of the query (`GET`) or of the form body (`POST`; `415` for another body type). `list`
+    /// names the one parameter that may repeat.
+    async fn admit(
+        auth: &AuthState,
+        jar: &AxumCookieJar,
+        uri: &http::Uri,
+        req: Request,
+        list: Option<&str>,
+    ) -> Result<Self, Response> {
+        let (parts, body) = req.into_parts();
+        let headers = parts.headers;
+        if !fetch_metadata_allows(&headers) {
+            return Err(cross_site_refusal(&headers));
+        }
+        if let Some(r) = require_session(auth, jar, &headers, uri).await {
+            return Err(r);
+        }
+        let parsed = if parts.method == Method::POST {
+            if !is_form(&headers) {
+                return Err(unsupported_media_type(
+                    "The request body must be application/x-www-form-urlencoded.",
+                ));
+            }
+            match axum::body::to_bytes(body, MAX_QUERY + 1).await {
+                Ok(bytes) => parse_params(&bytes, list),
+                Err(_) => Err(Error::InvalidParameter(
+                    "the form body is too long or unreadable".into(),
+                )),
+            }
+        } else {
+            parse_params(parts.uri.query().unwrap_or("").as_bytes(), list)
+        };
+        match parsed {
+            Ok((params, list)) => Ok(Self {
+                headers,
+                params,
+                list,
+            }),
+            Err(e) => Err(AuthError::for_request(e, &headers).into_response()),
+        }
+    }
+
+    /// The required `connection`, refused unless it is on `allowed` (when set).
+    fn connection(&self, allowed: Option<&Vec<String>>) -> Result<String, Error> {
+        let connection = param(&self.params, "connection")
+            .ok_or_else(|| Error::InvalidParameter("`connection` is required".into()))?;
+        if allowed.is_some_and(|list| !list.iter().any(|c| c == connection)) {
+            return Err(Error::Forbidden(ForbiddenReason::ConnectionNotAllowed));
+        }
+        Ok(connection.to_owned())
+    }
 }
 
 fn return_to_state(auth: &AuthState, params: &[(String, String)]) -> Value {
@@ -224,87 +365,68 @@ fn return_to_state(auth: &AuthState, params: &[(String, String)]) -> Value {
 async fn link(
     State(auth): State<AuthState>,
     mut jar: AxumCookieJar,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    RawQuery(query): RawQuery,
+    OriginalUri(uri): OriginalUri,
+    req: Request,
 ) -> Response {
-    if let Some(r) = require_session(&auth, &jar, &headers, &uri.0).await {
-        return r;
-    }
-    let (params, connection) = match account_params(query.as_deref()) {
-        Ok(p) => p,
-        Err(e) => return AuthError::for_request(e, &headers).into_response(),
+    let request = match AccountRequest::admit(&auth, &jar, &uri, req, None).await {
+        Ok(r) => r,
+        Err(r) => return r,
     };
-    let mut options = LinkOptions::new(connection).app_state(return_to_state(&auth, &params));
-    if let Some(scope) = param(&params, "connectionScope") {
-        options = options.connection_scope(scope);
+    let result = async {
+        let connection = request.connection(auth.options().allowed_link_connections.as_ref())?;
+        let mut options = LinkOptions::new(connection).app_state(return_to_state(&auth, &request.params));
+        if let Some(scope) = param(&request.params, "connectionScope") {
+            options = options.connection_scope(scope);
+        }
+        auth.client().start_link_user(options, &mut jar).await
     }
-    let result = auth.client().start_link_user(options, &mut jar).await;
-    redirect_or_error(result, &headers)
+    .await;
+    redirect_or_error(result, &request.headers)
 }
 
 async fn unlink(
     State(auth): State<AuthState>,
     mut jar: AxumCookieJar,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    RawQuery(query): RawQuery,
+    OriginalUri(uri): OriginalUri,
+    req: Request,
 ) -> Response {
-    if let Some(r) = require_session(&auth, &jar, &headers, &uri.0).await {
-        return r;
-    }
-    let (params, connection) = match account_params(query.as_deref()) {
-        Ok(p) => p,
-        Err(e) => return AuthError::for_request(e, &headers).into_response(),
+    let request = match AccountRequest::admit(&auth, &jar, &uri, req, None).await {
+        Ok(r) => r,
+        Err(r) => return r,
     };
-    let options = UnlinkOptions::new(connection).app_state(return_to_state(&auth, &params));
-    let result = auth.client().start_unlink_user(options, &mut jar).await;
-    redirect_or_error(result, &headers)
+    let result = async {
+        let connection = request.connection(auth.options().allowed_link_connections.as_ref())?;
+        let options = UnlinkOptions::new(connection).app_state(return_to_state(&auth, &request.params));
+        auth.client().start_unlink_user(options, &mut jar).await
+    }
+    .await;
+    redirect_or_error(result, &request.headers)
 }
 
 async fn connect(
     State(auth): State<AuthState>,
     mut jar: AxumCookieJar,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    RawQuery(query): RawQuery,
+    OriginalUri(uri): OriginalUri,
+    req: Request,
 ) -> Response {
-    if let Some(r) = require_session(&auth, &jar, &headers, &uri.0).await {
-        return r;
-    }
     // `scopes` may repeat (`scopes=a&scopes=b`) or be space/comma separated; nothing else may.
-    let raw = query.unwrap_or_default();
-    let mut scopes: Vec<String> = Vec::new();
-    let mut rest: Vec<(String, String)> = Vec::new();
-    if raw.len() > MAX_QUERY {
-        return AuthError::for_request(
-            Error::InvalidParameter("the query string is too long".into()),
-            &headers,
-        )
-        .into_response();
-    }
-    for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
-        if k == "scopes" {
-            scopes.extend(v.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned));
-        } else if rest.iter().any(|(n, _)| *n == k) {
-            return AuthError::for_request(
-                Error::InvalidParameter("a query parameter appears more than once".into()),
-                &headers,
-            )
-            .into_response();
-        } else {
-            rest.push((k.into_owned(), v.into_owned()));
-        }
-    }
-    let connection = match required_connection(&rest) {
-        Ok(c) => c,
-        Err(e) => return AuthError::for_request(e, &headers).into_response(),
+    let request = match AccountRequest::admit(&auth, &jar, &uri, req, Some("scopes")).await {
+        Ok(r) => r,
+        Err(r) => return r,
     };
-    let options = ConnectAccountOptions::new(connection)
-        .scopes(scopes)
-        .app_state(return_to_state(&auth, &rest));
-    let result = auth.client().start_connect_account(options, &mut jar).await;
-    redirect_or_error(result, &headers)
+    let result = async {
+        let connection = request.connection(auth.options().allowed_connect_connections.as_ref())?;
+        let allowed_scopes = auth.options().allowed_connect_scopes.as_ref();
+        if allowed_scopes.is_some_and(|allowed| request.list.iter().any(|s| !allowed.contains(s))) {
+            return Err(Error::Forbidden(ForbiddenReason::ScopeNotAllowed));
+        }
+        let options = ConnectAccountOptions::new(connection)
+            .scopes(request.list.clone())
+            .app_state(return_to_state(&auth, &request.params));
+        auth.client().start_connect_account(options, &mut jar).await
+    }
+    .await;
+    redirect_or_error(result, &request.headers)
 }
 
 async fn logout(
@@ -313,6 +435,9 @@ async fn logout(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
+    if auth.options().logout_fetch_metadata_policy && !fetch_metadata_allows(&headers) {
+        return cross_site_refusal(&headers);
+    }
     let params = unique_params(query.as_deref()).unwrap_or_default();
     let path = param(&params, "returnTo")
         .and_then(sanitize)
@@ -400,5 +525,75 @@ async fn access_token(session: Option<Session>) -> Response {
             r
         }
         Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&[u8]]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(SEC_FETCH_SITE, HeaderValue::from_bytes(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn fetch_metadata_policy_table() {
+        let huge = vec![b'a'; 64 * 1024];
+        let huge_same_origin = [b"same-origin".as_slice(), &[b' '; 1024]].concat();
+        let rows: &[(&str, &[&[u8]], bool)] = &[
+            ("absent", &[], true),
+            ("same-origin", &[b"same-origin"], true),
+            ("none", &[b"none"], true),
+            ("upper case", &[b"Same-Origin"], true),
+            ("padded", &[b" none\t"], true),
+            ("two allowed lines", &[b"same-origin", b"none"], true),
+            ("padding only", &[&huge_same_origin], true),
+            ("cross-site", &[b"cross-site"], false),
+            ("same-site", &[b"same-site"], false),
+            ("CROSS-SITE", &[b"CROSS-SITE"], false),
+            ("empty", &[b""], false),
+            ("unknown token", &[b"same-origin-ish"], false),
+            ("quoted", &[b"\"same-origin\""], false),
+            ("list", &[b"same-origin, cross-site"], false),
+            ("list of allowed", &[b"same-origin, none"], false),
+            ("structured parameter", &[b"same-origin;x=1"], false),
+            (
+                "a disallowed line among allowed",
+                &[b"same-origin", b"cross-site"],
+                false,
+            ),
+            ("non-UTF-8", &[b"same-origin\xff"], false),
+            ("obs-text only", &[b"\xe9"], false),
+            ("tab inside", &[b"same-\torigin"], false),
+            ("64 KB", &[&huge], false),
+        ];
+        for (what, values, allowed) in rows {
+            assert_eq!(fetch_metadata_allows(&headers(values)), *allowed, "{what}");
+        }
+    }
+
+    #[test]
+    fn one_parser_for_queries_and_form_bodies() {
+        let (params, scopes) = parse_params(
+            b"connection=c&scopes=a%20b&scopes=c,d&returnTo=%2Fx",
+            Some("scopes"),
+        )
+        .unwrap();
+        assert_eq!(param(&params, "connection"), Some("c"));
+        assert_eq!(param(&params, "returnTo"), Some("/x"));
+        assert_eq!(scopes, ["a", "b", "c", "d"]);
+        assert!(parse_params(b"connection=a&connection=b", None).is_err());
+        assert!(
+            parse_params(b"scopes=a&scopes=b", None).is_err(),
+            "only the named list may repeat"
+        );
+        let many: String = (0..=MAX_PARAMS).map(|i| format!("p{i}=&")).collect();
+        assert!(parse_params(many.as_bytes(), None).is_err());
+        assert!(parse_params(&vec![b'a'; MAX_QUERY + 1], None).is_err());
+        assert_eq!(unique_params(None).unwrap(), Vec::<(String, String)>::new());
     }
 }

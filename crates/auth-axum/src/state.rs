@@ -33,7 +33,26 @@ pub struct AuthOptions {
     pub(crate) trust_proxy_headers: bool,
     pub(crate) unauthenticated: Unauthenticated,
     pub(crate) access_token_route: bool,
+    pub(crate) allowed_link_connections: Option<Vec<String>>,
+    pub(crate) allowed_connect_connections: Option<Vec<String>>,
+    pub(crate) allowed_connect_scopes: Option<Vec<String>>,
+    pub(crate) logout_fetch_metadata_policy: bool,
+    pub(crate) allowed_forwarded_hosts: Option<Vec<String>>,
+    pub(crate) login_params: Vec<String>,
 }
+
+/// Login query parameters never forwarded, whatever [`AuthOptions::login_params`] says.
+const NEVER_FORWARDED: &[&str] = &[
+    "redirect_uri",
+    "client_id",
+    "response_type",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "request_uri",
+    "id_token_hint",
+];
 
 impl Default for AuthOptions {
     fn default() -> Self {
@@ -43,6 +62,15 @@ impl Default for AuthOptions {
             trust_proxy_headers: false,
             unauthenticated: Unauthenticated::Json,
             access_token_route: false,
+            allowed_link_connections: None,
+            allowed_connect_connections: None,
+            allowed_connect_scopes: None,
+            logout_fetch_metadata_policy: false,
+            allowed_forwarded_hosts: None,
+            login_params: crate::routes::LOGIN_HINTS
+                .iter()
+                .map(|n| (*n).to_owned())
+                .collect(),
         }
     }
 }
@@ -84,10 +112,92 @@ impl AuthOptions {
         self
     }
 
+    /// The query parameters of `{base}/login` forwarded to the authorization endpoint
+    /// (default [`crate::LOGIN_HINTS`]: `screen_hint`, `login_hint`, `organization`,
+    /// `invitation`, `connection`, `prompt`). Anything else in the query is ignored.
+    ///
+    /// A name the client pins (a configured `organization` or `connection`, or one given to
+    /// `ServerClientBuilder::pin_authorization_param`) is never forwarded: the configured value
+    /// is sent and the login proceeds. `redirect_uri` and the parameters the library sets
+    /// itself (`state`, `nonce`, `client_id`, …) are never forwarded either.
+    pub fn login_params<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.login_params = names
+            .into_iter()
+            .map(Into::into)
+            .filter(|n| !n.is_empty() && !NEVER_FORWARDED.contains(&n.as_str()))
+            .collect();
+        self.login_params.sort();
+        self.login_params.dedup();
+        self
+    }
+
     /// Mount `GET {base}/access-token` returning the session's access token as JSON. Off by
     /// default: it hands a bearer token to any script running in the page's origin.
     pub fn access_token_route(mut self, enabled: bool) -> Self {
         self.access_token_route = enabled;
+        self
+    }
+
+    /// Only these connections may be linked (`{base}/link`) or unlinked (`{base}/unlink`);
+    /// any other `connection` is refused with `403` `connection_not_allowed` before any
+    /// redirect. Default: no allow-list (any connection the provider accepts). An empty list
+    /// refuses every connection. Names are compared exactly.
+    ///
+    /// Linking an identity from a connection an attacker controls gives the attacker a way
+    /// into the account: list only the connections the app offers.
+    pub fn allowed_link_connections<I, S>(mut self, connections: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_link_connections = Some(connections.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Only these connections may be connected through `{base}/connect` (Connected Accounts);
+    /// any other `connection` is refused with `403` `connection_not_allowed` before the My
+    /// Account API is called. Default: no allow-list. Names are compared exactly.
+    pub fn allowed_connect_connections<I, S>(mut self, connections: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_connect_connections = Some(connections.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Only these scopes may be requested through `{base}/connect`'s `scopes`; a request
+    /// naming any other scope is refused with `403` `scope_not_allowed` before the My Account
+    /// API is called. Default: no allow-list. Scopes are compared exactly.
+    pub fn allowed_connect_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_connect_scopes = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Apply the Fetch-Metadata policy of the account routes to `{base}/logout` too: a request
+    /// whose `Sec-Fetch-Site` is `cross-site`, `same-site` or unknown gets `403`
+    /// `cross_site_request` and the session stays. Off by default, because identity providers
+    /// and portals link to the logout route from other sites; turn it on when only the app's
+    /// own pages log users out.
+    pub fn logout_fetch_metadata_policy(mut self, enabled: bool) -> Self {
+        self.logout_fetch_metadata_policy = enabled;
+        self
+    }
+
+    /// With [`trust_proxy_headers`](Self::trust_proxy_headers), accept an `X-Forwarded-Host`
+    /// only when it is one of these hosts (`host` or `host:port`, exactly as the proxy sends
+    /// it, compared case-insensitively); any other host falls back to the configured base URL.
+    /// Default: any syntactically valid host.
+    pub fn allowed_forwarded_hosts<I, S>(mut self, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_forwarded_hosts = Some(hosts.into_iter().map(Into::into).collect());
         self
     }
 }
@@ -179,24 +289,28 @@ impl AuthState {
 
     /// The app's public origin for absolute URLs: configuration, or forwarded headers when
     /// explicitly trusted.
+    ///
+    /// A trusted proxy *appends* to `X-Forwarded-*`, so only the right-most value (the last
+    /// element of the last header line) is its own; everything left of it came from the client.
+    /// The host must be a plain `host[:port]` (DNS name, IPv4 or bracketed IPv6) and, when
+    /// [`AuthOptions::allowed_forwarded_hosts`] is set, on that list; otherwise the configured
+    /// base is used.
     pub(crate) fn public_base(&self, headers: &HeaderMap) -> Url {
         let base = &self.inner.base_url;
-        if !self.inner.options.trust_proxy_headers {
+        let options = &self.inner.options;
+        if !options.trust_proxy_headers {
             return base.clone();
         }
-        let first = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-        };
-        let Some(host) = first("x-forwarded-host") else {
+        let Some(host) = last_forwarded(headers, "x-forwarded-host").filter(|h| valid_authority(h)) else {
             return base.clone();
         };
-        let proto = match first("x-forwarded-proto") {
-            Some(p @ ("http" | "https")) => p,
+        let allowed = options.allowed_forwarded_hosts.as_ref();
+        if allowed.is_some_and(|list| !list.iter().any(|a| a.eq_ignore_ascii_case(host))) {
+            return base.clone();
+        }
+        let proto = match last_forwarded(headers, "x-forwarded-proto") {
+            Some(p) if p.eq_ignore_ascii_case("https") => "https",
+            Some(p) if p.eq_ignore_ascii_case("http") => "http",
             _ => base.scheme(),
         };
         Url::parse(&format!("{proto}://{host}/"))
@@ -204,6 +318,45 @@ impl AuthState {
             .filter(|u| u.path() == "/" && u.username().is_empty() && u.query().is_none())
             .unwrap_or_else(|| base.clone())
     }
+}
+
+/// The right-most element of a comma-separated `X-Forwarded-*` header over all its lines, or
+/// `None` when absent, empty or not visible ASCII.
+fn last_forwarded<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let line = headers.get_all(name).iter().next_back()?.to_str().ok()?;
+    let value = line.rsplit(',').next()?.trim();
+    (!value.is_empty()).then_some(value)
+}
+
+/// `host[:port]` with a DNS name (ASCII letters, digits, `-` and `.`, labels of 1–63
+/// characters; IPv4 addresses are such names), or a bracketed IPv6 address, and an optional
+/// decimal port.
+fn valid_authority(authority: &str) -> bool {
+    let (name, port) = match authority.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) if v6.parse::<std::net::Ipv6Addr>().is_ok() => (None, port),
+            _ => return false,
+        },
+        None => {
+            let (name, port) = authority.split_at(authority.find(':').unwrap_or(authority.len()));
+            (Some(name), port)
+        }
+    };
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|p| {
+            p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
+        });
+    let name_ok = name.is_none_or(|name| {
+        name.len() <= 253
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
+    });
+    port_ok && name_ok
 }
 
 /// See [`AuthState::layer`].
@@ -349,6 +502,126 @@ mod tests {
             state(true).public_base(&HeaderMap::new()).as_str(),
             "https://app.example.com/"
         );
+    }
+
+    fn state_with(options: AuthOptions) -> AuthState {
+        let client = ServerClient::builder()
+            .issuer("https://idp.example.com/")
+            .client_id("c")
+            .client_auth(ClientAuth::none())
+            .secret("0123456789abcdef0123456789abcdef")
+            .app_base_url("https://app.example.com")
+            .build()
+            .unwrap();
+        AuthState::new(client, options.trust_proxy_headers(true)).unwrap()
+    }
+
+    fn forwarded(lines: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in lines {
+            h.append(*name, HeaderValue::from_static(value));
+        }
+        h
+    }
+
+    #[test]
+    fn forwarded_headers_use_the_right_most_value() {
+        let auth = state(true);
+        // The client sent `evil.example`; the trusted proxy appended the real host.
+        let h = forwarded(&[
+            ("x-forwarded-host", "evil.example, app.example.org"),
+            ("x-forwarded-proto", "http, https"),
+        ]);
+        assert_eq!(auth.public_base(&h).as_str(), "https://app.example.org/");
+        // Several header lines: the last line's last element.
+        let h = forwarded(&[
+            ("x-forwarded-host", "evil.example"),
+            ("x-forwarded-host", "evil2.example, app.example.org:8443"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-proto", "evil, http"),
+        ]);
+        assert_eq!(auth.public_base(&h).as_str(), "http://app.example.org:8443/");
+        // An empty right-most element is not skipped in favour of a client-sent one.
+        let h = forwarded(&[("x-forwarded-host", "evil.example, ")]);
+        assert_eq!(auth.public_base(&h).as_str(), "https://app.example.com/");
+        // An unknown proto falls back to the configured scheme.
+        let h = forwarded(&[
+            ("x-forwarded-host", "app.example.org"),
+            ("x-forwarded-proto", "https, javascript"),
+        ]);
+        assert_eq!(auth.public_base(&h).as_str(), "https://app.example.org/");
+    }
+
+    #[test]
+    fn forwarded_host_syntax_is_validated() {
+        let auth = state(true);
+        for good in [
+            "app.example.org",
+            "APP.example.org:443",
+            "127.0.0.1:3000",
+            "[::1]:8080",
+            "[::1]",
+            "localhost",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("x-forwarded-host", HeaderValue::from_static(good));
+            assert_ne!(
+                auth.public_base(&h).as_str(),
+                "https://app.example.com/",
+                "{good}"
+            );
+        }
+        for bad in [
+            "a.example/path",
+            "user@evil.example",
+            "evil.example:",
+            "evil.example:99999",
+            "evil.example:80:80",
+            "evil..example",
+            "-evil.example",
+            "evil_host.example",
+            "evil.example\\x",
+            "evil.example%2f",
+            "[::1",
+            "[zz::1]",
+            "[::1]x",
+            "evil.example?x",
+            "evil.example#x",
+            "\u{e9}vil.example",
+        ] {
+            let mut h = HeaderMap::new();
+            match HeaderValue::from_str(bad) {
+                Ok(v) => h.insert("x-forwarded-host", v),
+                Err(_) => h.insert(
+                    "x-forwarded-host",
+                    HeaderValue::from_bytes(bad.as_bytes()).unwrap(),
+                ),
+            };
+            assert_eq!(auth.public_base(&h).as_str(), "https://app.example.com/", "{bad}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-host",
+            HeaderValue::from_bytes(b"\xffevil.example").unwrap(),
+        );
+        assert_eq!(auth.public_base(&h).as_str(), "https://app.example.com/");
+    }
+
+    #[test]
+    fn forwarded_hosts_allow_list() {
+        let auth = state_with(
+            AuthOptions::new().allowed_forwarded_hosts(["app.example.org", "app.example.org:8443"]),
+        );
+        let base = |host: &'static str| {
+            auth.public_base(&forwarded(&[("x-forwarded-host", host)]))
+                .to_string()
+        };
+        assert_eq!(base("app.example.org"), "https://app.example.org/");
+        assert_eq!(base("APP.Example.org"), "https://app.example.org/");
+        assert_eq!(base("app.example.org:8443"), "https://app.example.org:8443/");
+        assert_eq!(base("app.example.org:9000"), "https://app.example.com/");
+        assert_eq!(base("evil.example"), "https://app.example.com/");
+        assert_eq!(base("app.example.org, evil.example"), "https://app.example.com/");
     }
 
     #[tokio::test]

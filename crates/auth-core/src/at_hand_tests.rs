@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::client::now_ms;
 use crate::cookies::{CookieJar, MemoryCookieJar};
 use crate::store::{LogoutKey, MemoryBackend, SessionBackend};
 use crate::time::now;
@@ -90,8 +91,12 @@ async fn at_hand_once_opened_and_never_for_a_changed_cookie() {
     assert!(c.session_at_hand(&swapped).is_none());
 }
 
+/// Issue 10 item 7: the fast path survives logouts of other sessions (the logout list is an
+/// in-memory lookup), and a session on the list is neither at hand nor opened, from the
+/// opened-session cache included. (Before, any recorded logout turned the fast path off for
+/// every session.)
 #[tokio::test]
-async fn not_at_hand_once_a_logout_list_exists() {
+async fn at_hand_after_unrelated_logouts_but_never_after_its_own() {
     let backend = Arc::new(MemoryBackend::new());
     let c = client(Arc::clone(&backend));
     let t = now();
@@ -99,21 +104,87 @@ async fn not_at_hand_once_a_logout_list_exists() {
     c.get_session(&mut jar.next_request()).await.unwrap().unwrap();
     assert!(c.session_at_hand(&jar).is_some());
 
-    // Another session's logout: this one still reads, but only through get_session.
+    // Other sessions' logouts (by sid and by another user's sub): still at hand.
     backend
-        .record_logout(&LogoutKey::Sid("sid-other".into()), t, DAY)
+        .record_logout(&LogoutKey::Sid("sid-other".into()), now_ms(), DAY)
         .await
         .unwrap();
-    assert!(c.session_at_hand(&jar).is_none());
+    backend
+        .record_logout(&LogoutKey::Sub("user-2".into()), now_ms(), DAY)
+        .await
+        .unwrap();
+    assert!(backend.may_have_logouts());
+    assert!(
+        c.session_at_hand(&jar).is_some(),
+        "an unrelated logout must not turn the fast path off"
+    );
     assert!(c.get_session(&mut jar.next_request()).await.unwrap().is_some());
 
-    // Its own logout: no session at all.
+    // Its own logout: neither at hand nor opened (the cookie store's cache still holds it).
     backend
-        .record_logout(&LogoutKey::Sid("sid-1".into()), t, DAY)
+        .record_logout(&LogoutKey::Sid("sid-1".into()), now_ms(), DAY)
         .await
         .unwrap();
     assert!(c.session_at_hand(&jar).is_none());
-    assert!(c.get_session(&mut jar.next_request()).await.unwrap().is_none());
+    let mut read = jar.next_request();
+    assert!(c.get_session(&mut read).await.unwrap().is_none());
+    assert!(
+        read.response_cookies().iter().all(|k| k.removed),
+        "the logged-out cookie is deleted"
+    );
+    assert!(c.session_at_hand(&jar).is_none());
+
+    // By the user's sub as well.
+    let jar2 = written(&c, &session("sid-2", t, t)).await;
+    c.get_session(&mut jar2.next_request()).await.unwrap().unwrap();
+    assert!(c.session_at_hand(&jar2).is_some());
+    backend
+        .record_logout(&LogoutKey::Sub("user-1".into()), now_ms(), DAY)
+        .await
+        .unwrap();
+    assert!(c.session_at_hand(&jar2).is_none());
+    assert!(c.get_session(&mut jar2.next_request()).await.unwrap().is_none());
+}
+
+/// Issue 10 item 6: logout times have millisecond precision, so a session created after a
+/// logout within the same second survives it; one created before it does not. Logout times
+/// recorded in seconds (older versions) keep their old meaning.
+#[tokio::test]
+async fn a_session_created_after_a_logout_in_the_same_second_survives() {
+    let backend = Arc::new(MemoryBackend::new());
+    let c = client(Arc::clone(&backend));
+    // Start early in a second so the logout and the new login share it.
+    while now_ms() % 1000 > 700 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t = now();
+    let before = written(&c, &session("sid-same", t, t)).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    backend
+        .record_logout(&LogoutKey::Sid("sid-same".into()), now_ms(), DAY)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let after = written(&c, &session("sid-same", t, t)).await;
+    assert_eq!(now(), t, "the test ran within one second");
+    assert!(
+        c.get_session(&mut before.next_request()).await.unwrap().is_none(),
+        "created before the logout: ended"
+    );
+    assert!(
+        c.get_session(&mut after.next_request()).await.unwrap().is_some(),
+        "created after the logout, in the same second: survives"
+    );
+    assert!(c.session_at_hand(&after).is_some());
+
+    // A logout time in seconds (recorded by an older version) still ends every session
+    // created in or before that second.
+    backend
+        .record_logout(&LogoutKey::Sid("sid-legacy".into()), t, DAY)
+        .await
+        .unwrap();
+    let legacy = written(&c, &session("sid-legacy", t, t)).await;
+    assert!(c.get_session(&mut legacy.next_request()).await.unwrap().is_none());
 }
 
 #[tokio::test]

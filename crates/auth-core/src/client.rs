@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::config::{Config, ServerClientBuilder};
 use crate::cookies::{CookieAttributes, CookieJar};
 use crate::discovery::{Discovery, ProviderMetadata};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::seal::Sealer;
 use crate::secret::SecretString;
 use crate::session::{Session, SessionData, UserClaims};
@@ -99,7 +99,9 @@ impl ServerClient {
             config.issuer.clone(),
             config.metadata_ttl,
             config.jwks_refetch_cooldown,
-        );
+        )
+        .with_failure_ttl(config.discovery_failure_ttl)
+        .with_max_stale(config.metadata_max_stale);
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -184,17 +186,25 @@ impl ServerClient {
     }
 
     /// The session when it can be had at once: the store has it at hand (the cookie store's
-    /// opened-session cache), it is within its lifetimes, no back-channel logout list has to be
-    /// consulted and no rolling-window touch is due. `None` means "call
+    /// opened-session cache), it is within its lifetimes, the logout list does not name it
+    /// (checked in the backend's in-process copy, [`crate::store::SessionBackend::logout_time_at_hand`]; a
+    /// backend without a current copy means "not at hand") and no rolling-window touch is due.
+    /// `None` means "call
     /// [`get_session`](Self::get_session)", which handles every other case (and may find no
     /// session). Adapters use it to answer the common request without an `await`.
     #[must_use]
     pub fn session_at_hand(&self, jar: &dyn CookieJar) -> Option<Session> {
         let c = &self.inner.config;
-        if !c.server_side_sessions && c.backend.may_have_logouts() {
-            return None;
-        }
         let session = self.inner.sessions.get_at_hand(jar)?;
+        if !c.server_side_sessions {
+            // The logout list, from the backend's in-process copy: one map lookup.
+            let sub = session.user.get("sub").and_then(serde_json::Value::as_str);
+            match c.backend.logout_time_at_hand(&session.internal.sid, sub) {
+                None => return None,
+                Some(at) if at.is_some_and(|at| logged_out_by(at, &session)) => return None,
+                Some(_) => {}
+            }
+        }
         let now = now();
         if c.lifetimes.is_expired(&session, now) || c.lifetimes.needs_touch(&session, now) {
             return None;
@@ -202,8 +212,10 @@ impl ServerClient {
         Some(Session::from_shared(session, false))
     }
 
-    /// Reads the session and enforces what the store alone cannot: lifetimes, the
-    /// back-channel logout list (stateless sessions), and the rolling-window touch.
+    /// Reads the session and enforces what the store alone cannot: lifetimes, the logout list
+    /// (stateless sessions: back-channel logouts and logouts of copies; times in milliseconds,
+    /// see [`logged_out_by`]), and the rolling-window touch. A touch that finds a server-side
+    /// session deleted meanwhile means no session.
     pub(crate) async fn load_session(&self, jar: &mut dyn CookieJar) -> Result<Option<Arc<SessionData>>> {
         let c = &self.inner.config;
         let Some(mut session) = self.inner.sessions.get_shared(jar).await? else {
@@ -215,29 +227,41 @@ impl ServerClient {
             self.inner.sessions.delete(jar).await?;
             return Ok(None);
         }
-        if !c.server_side_sessions && c.backend.may_have_logouts() {
-            let mut keys = vec![LogoutKey::Sid(session.internal.sid.clone())];
-            if let Some(sub) = session.user.get("sub").and_then(serde_json::Value::as_str) {
-                keys.push(LogoutKey::Sub(sub.to_owned()));
-            }
-            if c.backend
-                .logout_time(&keys)
-                .await?
-                .is_some_and(|at| at >= session.internal.created_at)
-            {
-                tracing::debug!("session ended by back-channel logout");
+        if !c.server_side_sessions {
+            let sub = session.user.get("sub").and_then(serde_json::Value::as_str);
+            let at = match c.backend.logout_time_at_hand(&session.internal.sid, sub) {
+                Some(at) => at,
+                None => {
+                    let mut keys = vec![LogoutKey::Sid(session.internal.sid.clone())];
+                    if let Some(sub) = sub {
+                        keys.push(LogoutKey::Sub(sub.to_owned()));
+                    }
+                    c.backend.logout_time(&keys).await?
+                }
+            };
+            if at.is_some_and(|at| logged_out_by(at, &session)) {
+                tracing::debug!("session is on the logout list; ending it");
                 self.inner.sessions.delete(jar).await?;
                 return Ok(None);
             }
         }
         if c.lifetimes.needs_touch(&session, now) {
             Arc::make_mut(&mut session).internal.last_active = Some(now);
-            self.write_session(&session, false, jar).await?;
+            match self.write_session(&session, false, jar).await {
+                // The stored session was deleted since it was read: no session.
+                Err(Error::SessionExpired) => return Ok(None),
+                other => other?,
+            }
         }
         Ok(Some(session))
     }
 
-    /// Writes the session with its lifetime; `new_session` on login.
+    /// Writes the session with its lifetime; `new_session` on login (which also stamps the
+    /// creation time in milliseconds, for the logout list).
+    ///
+    /// # Errors
+    /// [`Error::SessionExpired`] when a server-side session was deleted since it was read
+    /// (it is not written back); store errors.
     pub(crate) async fn write_session(
         &self,
         session: &SessionData,
@@ -245,15 +269,58 @@ impl ServerClient {
         jar: &mut dyn CookieJar,
     ) -> Result<()> {
         let expires_at = self.inner.config.lifetimes.expires_at(session);
-        self.inner
-            .sessions
-            .set(session, WriteOptions::new(expires_at, new_session), jar)
-            .await
+        let options = WriteOptions::new(expires_at, new_session);
+        if new_session && !session.internal.extra.contains_key(CREATED_AT_MS) {
+            let mut stamped = session.clone();
+            let ms = now_ms().max(session.internal.created_at.saturating_mul(1000));
+            stamped.internal.extra.insert(CREATED_AT_MS.to_owned(), ms.into());
+            return self.inner.sessions.set(&stamped, options, jar).await;
+        }
+        self.inner.sessions.set(session, options, jar).await
     }
 
     pub(crate) async fn end_sessions(&self, key: &LogoutKey) -> Result<Option<usize>> {
         self.inner.sessions.delete_by_logout(key).await
     }
+}
+
+/// The session document field (in `internal`) holding its creation time in milliseconds.
+const CREATED_AT_MS: &str = "created_at_ms";
+
+/// Logout-list times below this are seconds (recorded by older versions), above milliseconds.
+const LEGACY_SECONDS_BELOW: u64 = 100_000_000_000;
+
+/// Milliseconds since the Unix epoch (0 if the clock is before 1970).
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// When the session was created, in milliseconds: its own stamp when it has one that agrees
+/// with `created_at`, else the start of its `created_at` second (sessions written by older
+/// versions or other SDKs).
+fn created_ms(session: &SessionData) -> u64 {
+    let start = session.internal.created_at.saturating_mul(1000);
+    session
+        .internal
+        .extra
+        .get(CREATED_AT_MS)
+        .and_then(serde_json::Value::as_u64)
+        .filter(|ms| ms / 1000 == session.internal.created_at)
+        .unwrap_or(start)
+}
+
+/// Whether a logout recorded at `at` (milliseconds; seconds when recorded by an older
+/// version) ends `session`: it does when the session was created at or before the logout, so
+/// a session created after it, even within the same second, survives.
+pub(crate) fn logged_out_by(at: u64, session: &SessionData) -> bool {
+    let at_ms = if at < LEGACY_SECONDS_BELOW {
+        at.saturating_mul(1000).saturating_add(999)
+    } else {
+        at
+    };
+    at_ms >= created_ms(session)
 }
 
 #[cfg(test)]

@@ -17,6 +17,9 @@ use crate::secret::SecretString;
 /// Minimum length of a cookie secret, in characters.
 pub const MIN_SECRET_LEN: usize = 32;
 
+/// The default transaction cookie prefix (the Auth0 Python SDK's).
+const DEFAULT_TRANSACTION_PREFIX: &str = "_a0_tx_";
+
 /// Where the provider is.
 #[derive(Debug, Clone)]
 enum Provider {
@@ -47,15 +50,34 @@ pub(crate) struct Config {
     pub(crate) secrets: Vec<SecretString>,
     pub(crate) app_base_url: Option<Url>,
     pub(crate) authorization_params: AuthorizationParams,
+    /// Authorization parameters per-call input can never change: the configured value (or
+    /// none) always wins. Always holds `organization` and `connection` when configured.
+    pub(crate) pinned_params: std::collections::BTreeSet<String>,
     pub(crate) pushed_authorization_requests: bool,
     pub(crate) metadata_ttl: Duration,
     pub(crate) jwks_refetch_cooldown: Duration,
+    /// How long a failed discovery/JWKS fetch is remembered (not retried).
+    pub(crate) discovery_failure_ttl: Duration,
+    /// How long past `metadata_ttl` the last good metadata/JWKS is served while refreshing fails.
+    pub(crate) metadata_max_stale: Duration,
+    /// HS256/384/512 ID and logout tokens, keyed with the client secret, are accepted.
+    pub(crate) allow_symmetric_id_tokens: bool,
     pub(crate) clock_leeway: Duration,
     pub(crate) token_refresh_leeway: Duration,
     pub(crate) lifetimes: crate::lifetime::Lifetimes,
     pub(crate) backend: std::sync::Arc<dyn crate::store::SessionBackend>,
     pub(crate) server_side_sessions: bool,
     pub(crate) cookies: CookieSettings,
+}
+
+impl Config {
+    /// The key for HS* ID/logout tokens: the client secret, only when the app opted in with
+    /// [`ServerClientBuilder::allow_symmetric_id_tokens`]. `None` refuses every HS* token.
+    pub(crate) fn symmetric_token_key(&self) -> Option<&SecretString> {
+        self.allow_symmetric_id_tokens
+            .then(|| self.client_auth.client_secret())
+            .flatten()
+    }
 }
 
 /// Builds a [`ServerClient`].
@@ -83,6 +105,7 @@ pub struct ServerClientBuilder {
     secrets: Vec<SecretString>,
     app_base_url: Option<String>,
     authorization_params: AuthorizationParams,
+    pinned_params: std::collections::BTreeSet<String>,
     pushed_authorization_requests: bool,
     http_client: Option<reqwest::Client>,
     extra_roots_pem: Option<Vec<u8>>,
@@ -90,6 +113,9 @@ pub struct ServerClientBuilder {
     request_timeout: Duration,
     metadata_ttl: Duration,
     jwks_refetch_cooldown: Duration,
+    discovery_failure_ttl: Duration,
+    metadata_max_stale: Duration,
+    allow_symmetric_id_tokens: bool,
     clock_leeway: Duration,
     token_refresh_leeway: Duration,
     inactivity: Duration,
@@ -103,6 +129,7 @@ pub struct ServerClientBuilder {
     transaction_cookie_prefix: String,
     transaction_max_age: Duration,
     max_transactions: usize,
+    host_prefixed_cookies: bool,
 }
 
 impl Default for ServerClientBuilder {
@@ -114,6 +141,7 @@ impl Default for ServerClientBuilder {
             secrets: Vec::new(),
             app_base_url: None,
             authorization_params: AuthorizationParams::new(),
+            pinned_params: std::collections::BTreeSet::new(),
             pushed_authorization_requests: false,
             http_client: None,
             extra_roots_pem: None,
@@ -121,6 +149,9 @@ impl Default for ServerClientBuilder {
             request_timeout: Duration::from_secs(15),
             metadata_ttl: Duration::from_secs(600),
             jwks_refetch_cooldown: Duration::from_secs(30),
+            discovery_failure_ttl: crate::discovery::DEFAULT_FAILURE_TTL,
+            metadata_max_stale: crate::discovery::DEFAULT_MAX_STALE,
+            allow_symmetric_id_tokens: false,
             clock_leeway: Duration::from_secs(60),
             token_refresh_leeway: Duration::from_secs(60),
             inactivity: Duration::from_secs(24 * 3600),
@@ -131,9 +162,10 @@ impl Default for ServerClientBuilder {
             cookie_secure: None,
             cookie_domain: None,
             session_cookie_name: crate::seal::SESSION_SALT.into(),
-            transaction_cookie_prefix: "_a0_tx_".into(),
+            transaction_cookie_prefix: DEFAULT_TRANSACTION_PREFIX.into(),
             transaction_max_age: Duration::from_secs(600),
             max_transactions: 5,
+            host_prefixed_cookies: false,
         }
     }
 }
@@ -184,9 +216,26 @@ impl ServerClientBuilder {
         self
     }
 
-    /// Authorization parameters sent with every login (per-call ones override them).
+    /// Authorization parameters sent with every login (per-call ones override them, except
+    /// pinned ones: `organization`, `connection` and those named with
+    /// [`ServerClientBuilder::pin_authorization_param`]).
     pub fn authorization_params(mut self, params: AuthorizationParams) -> Self {
         self.authorization_params = params;
+        self
+    }
+
+    /// Pins an authorization parameter: the value configured with
+    /// [`ServerClientBuilder::authorization_params`] (or its absence) is what every login,
+    /// link and unlink sends, whatever the call asks for. A per-call value that differs is
+    /// refused with [`Error::InvalidParameter`] (the `auth-axum` routes never forward a pinned
+    /// name from the query, so a hint in a URL cannot change it and does not fail the login).
+    ///
+    /// A configured `organization` or `connection` is always pinned; pin other names (e.g.
+    /// `audience`, `prompt`, `scope`) here. Pinning a name that is not configured forbids
+    /// per-call values for it. `redirect_uri` and the names the library sets itself cannot be
+    /// pinned.
+    pub fn pin_authorization_param(mut self, name: impl Into<String>) -> Self {
+        self.pinned_params.insert(name.into());
         self
     }
 
@@ -231,8 +280,41 @@ impl ServerClientBuilder {
     }
 
     /// Minimum time between two JWKS refetches caused by an unknown `kid` (default 30 s).
+    ///
+    /// Counted separately per source: ID tokens from the token endpoint (callback, refresh)
+    /// and back-channel logout tokens each have their own slot, so forged tokens posted to the
+    /// unauthenticated back-channel route cannot spend the refetch a login needs after a key
+    /// rotation.
     pub fn jwks_refetch_cooldown(mut self, cooldown: Duration) -> Self {
         self.jwks_refetch_cooldown = cooldown;
+        self
+    }
+
+    /// How long a failed discovery or JWKS fetch is remembered and not retried (default 5 s;
+    /// zero disables). Meanwhile callers get the last good copy if one is usable, else
+    /// [`crate::TransportError::RecentlyFailed`] (or the same [`crate::DiscoveryError`]), so an
+    /// outage does not turn every request into an outbound call.
+    pub fn discovery_failure_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.discovery_failure_ttl = ttl;
+        self
+    }
+
+    /// How long past [`ServerClientBuilder::metadata_cache_ttl`] the last good metadata and
+    /// JWKS keep being served when refreshing them fails (default 1 hour; a `warn` is logged
+    /// on each failed refresh). Zero: never serve a copy past its TTL.
+    pub fn metadata_max_staleness(mut self, max_stale: Duration) -> Self {
+        self.metadata_max_stale = max_stale;
+        self
+    }
+
+    /// Accept ID tokens and back-channel logout tokens signed with HS256/HS384/HS512 keyed with
+    /// the client secret (default `false`: only asymmetric algorithms — RS*, PS*, ES*, EdDSA —
+    /// are accepted, even when the provider advertises HS256). Turn on only for a provider
+    /// that cannot sign with a key pair: anyone holding the client secret can then mint tokens.
+    /// Needs [`crate::ClientAuth::secret`]; `build` fails otherwise. The algorithm must still
+    /// be in the provider's `id_token_signing_alg_values_supported`.
+    pub fn allow_symmetric_id_tokens(mut self, allow: bool) -> Self {
+        self.allow_symmetric_id_tokens = allow;
         self
     }
 
@@ -326,10 +408,31 @@ impl ServerClientBuilder {
         self
     }
 
+    /// Name the cookies with the `__Host-` prefix (default `false`): the session becomes
+    /// `__Host-a0_session` (chunks `__Host-a0_session_0`, …) and transactions
+    /// `__Host-a0_tx_{state}`. Browsers then accept these cookies only with `Secure`,
+    /// `Path=/` and no `Domain`, from a secure origin, so neither a sibling subdomain nor a
+    /// plain-http page can plant or overwrite them.
+    ///
+    /// Names set with [`ServerClientBuilder::session_cookie_name`] and
+    /// [`ServerClientBuilder::transaction_cookie_prefix`] must then start with `__Host-`
+    /// themselves. `build` fails with [`ConfigError`] when the cookies would not be `Secure`
+    /// (an http base URL, or [`ServerClientBuilder::cookie_secure`]`(false)`) or when a
+    /// [`ServerClientBuilder::cookie_domain`] is set. The defaults (`_a0_session`, `_a0_tx_`)
+    /// are the Auth0 Python SDK's, so sessions can be shared with it; these are not.
+    pub fn host_prefixed_cookies(mut self, enabled: bool) -> Self {
+        self.host_prefixed_cookies = enabled;
+        self
+    }
+
     /// Reads the Auth0 environment variables: `AUTH0_DOMAIN` or `OIDC_ISSUER`,
     /// `AUTH0_CLIENT_ID`, `AUTH0_CLIENT_SECRET` (absent: a public client), `AUTH0_SECRET`
     /// (comma-separated: rotation list, first seals), `APP_BASE_URL`, `AUTH0_AUDIENCE`,
-    /// `AUTH0_SCOPE`. Methods called afterwards override what it set.
+    /// `AUTH0_SCOPE`, and the optional `AUTH0_ORGANIZATION` and `AUTH0_CONNECTION`, which are
+    /// pinned (see [`ServerClientBuilder::pin_authorization_param`]): no request can log in to
+    /// another organization or through another connection. `SSL_CERT_FILE` adds trust
+    /// anchors. Methods called afterwards override what it set (replacing the authorization
+    /// parameters keeps `organization` and `connection` pinned, to no value).
     ///
     /// # Errors
     /// [`ConfigError`] when both or neither of `AUTH0_DOMAIN` and `OIDC_ISSUER` are set.
@@ -386,6 +489,14 @@ impl ServerClientBuilder {
         if let Some(scope) = get("AUTH0_SCOPE") {
             params = params.scope(scope);
         }
+        if let Some(org) = get("AUTH0_ORGANIZATION") {
+            params = params.organization(org);
+            b = b.pin_authorization_param("organization");
+        }
+        if let Some(connection) = get("AUTH0_CONNECTION") {
+            params = params.param("connection", connection);
+            b = b.pin_authorization_param("connection");
+        }
         if let Some(path) = get("SSL_CERT_FILE") {
             let pem = std::fs::read(&path).map_err(|e| ConfigError::Invalid {
                 name: "SSL_CERT_FILE",
@@ -433,6 +544,13 @@ impl ServerClientBuilder {
             }
             .into());
         }
+        if self.allow_symmetric_id_tokens && client_auth.client_secret().is_none() {
+            return Err(ConfigError::Invalid {
+                name: "allow_symmetric_id_tokens",
+                reason: "HS* tokens are verified with the client secret; use ClientAuth::secret(..) or turn this off".into(),
+            }
+            .into());
+        }
         if self.secrets.is_empty() {
             return Err(ConfigError::Missing(
                 "secret (AUTH0_SECRET), at least 32 characters; generate one with `openssl rand -hex 32`",
@@ -469,6 +587,21 @@ impl ServerClientBuilder {
             }
         };
         params.set("redirect_uri", redirect_uri.to_string());
+        let mut pinned_params = self.pinned_params;
+        for name in ["organization", "connection"] {
+            if params.get(name).is_some() {
+                pinned_params.insert(name.to_owned());
+            }
+        }
+        if let Some(name) = pinned_params.iter().find(|n| {
+            n.is_empty() || *n == "redirect_uri" || crate::params::RESERVED_PARAMS.contains(&n.as_str())
+        }) {
+            return Err(ConfigError::Invalid {
+                name: "pin_authorization_param",
+                reason: format!("`{name}` cannot be pinned: it is set by the library or per flow"),
+            }
+            .into());
+        }
         for (name, d) in [
             ("connect_timeout", self.connect_timeout),
             ("request_timeout", self.request_timeout),
@@ -491,23 +624,25 @@ impl ServerClientBuilder {
             }
             .into());
         }
-        check_cookie_name("session_cookie_name", &self.session_cookie_name)?;
-        check_cookie_name("transaction_cookie_prefix", &self.transaction_cookie_prefix)?;
-        if self
-            .transaction_cookie_prefix
-            .starts_with(&format!("{}_", self.session_cookie_name))
-        {
-            return Err(ConfigError::Invalid {
-                name: "transaction_cookie_prefix",
-                reason: "must not start with the session cookie name".into(),
-            }
-            .into());
-        }
+        let (session_cookie_name, transaction_cookie_prefix) = cookie_names(
+            self.host_prefixed_cookies,
+            self.session_cookie_name,
+            self.transaction_cookie_prefix,
+        )?;
+        let app_url = app_base_url.as_ref().unwrap_or(&redirect_uri);
+        let form_post = params.get("response_mode") == Some("form_post");
         let secure = self.cookie_secure.unwrap_or_else(|| {
-            app_base_url
-                .as_ref()
-                .map_or(redirect_uri.scheme() == "https", |u| u.scheme() == "https")
+            // Browsers treat loopback http as a secure context and keep `Secure` cookies
+            // there, which a form_post callback needs (see `check_cookie_security`).
+            app_url.scheme() == "https" || (form_post && is_loopback(app_url))
         });
+        check_cookie_security(
+            &session_cookie_name,
+            &transaction_cookie_prefix,
+            secure,
+            self.cookie_domain.as_deref(),
+            form_post,
+        )?;
         let http = match self.http_client {
             Some(c) => c,
             None => {
@@ -542,9 +677,13 @@ impl ServerClientBuilder {
             secrets: self.secrets,
             app_base_url,
             authorization_params: params,
+            pinned_params,
             pushed_authorization_requests: self.pushed_authorization_requests,
             metadata_ttl: self.metadata_ttl,
             jwks_refetch_cooldown: self.jwks_refetch_cooldown,
+            discovery_failure_ttl: self.discovery_failure_ttl,
+            metadata_max_stale: self.metadata_max_stale,
+            allow_symmetric_id_tokens: self.allow_symmetric_id_tokens,
             clock_leeway: self.clock_leeway,
             token_refresh_leeway: self.token_refresh_leeway,
             lifetimes: crate::lifetime::Lifetimes {
@@ -556,8 +695,8 @@ impl ServerClientBuilder {
                 .unwrap_or_else(|| std::sync::Arc::new(crate::store::MemoryBackend::new())),
             server_side_sessions: self.server_side_sessions,
             cookies: CookieSettings {
-                session_name: self.session_cookie_name,
-                transaction_prefix: self.transaction_cookie_prefix,
+                session_name: session_cookie_name,
+                transaction_prefix: transaction_cookie_prefix,
                 secure,
                 domain: self.cookie_domain,
                 transaction_max_age: self.transaction_max_age,
@@ -696,6 +835,107 @@ fn check_redirect_uri(s: &str) -> Result<Url> {
     Ok(url)
 }
 
+/// `__Host-` names: the prefix browsers tie to `Secure`, `Path=/` and no `Domain`.
+const HOST_PREFIX: &str = "__Host-";
+/// `__Secure-` names: the prefix browsers tie to `Secure`.
+const SECURE_PREFIX: &str = "__Secure-";
+
+/// The session cookie name and the transaction cookie prefix to use, checked: valid names, the
+/// `__Host-` defaults when [`ServerClientBuilder::host_prefixed_cookies`] is on, and two
+/// families that cannot overlap either way (no session chunk can look like a transaction
+/// cookie and the other way round, so neither a logout's removal of all transactions nor a
+/// session read ever touches the other's cookies).
+fn cookie_names(host_prefixed: bool, session: String, transaction: String) -> Result<(String, String)> {
+    let (session, transaction) = if host_prefixed {
+        let session = if session == crate::seal::SESSION_SALT {
+            format!("{HOST_PREFIX}a0_session")
+        } else {
+            session
+        };
+        let transaction = if transaction == DEFAULT_TRANSACTION_PREFIX {
+            format!("{HOST_PREFIX}a0_tx_")
+        } else {
+            transaction
+        };
+        for (name, value) in [
+            ("session_cookie_name", &session),
+            ("transaction_cookie_prefix", &transaction),
+        ] {
+            if !value.starts_with(HOST_PREFIX) {
+                return Err(invalid(
+                    name,
+                    format!("host_prefixed_cookies(true) needs names starting with `{HOST_PREFIX}`"),
+                ));
+            }
+        }
+        (session, transaction)
+    } else {
+        (session, transaction)
+    };
+    check_cookie_name("session_cookie_name", &session)?;
+    check_cookie_name("transaction_cookie_prefix", &transaction)?;
+    if transaction.starts_with(&session) || session.starts_with(&transaction) {
+        return Err(invalid(
+            "transaction_cookie_prefix",
+            "must not start with the session cookie name, nor the session cookie name with it \
+             (e.g. `_a0_session` and `_a0_tx_`)",
+        ));
+    }
+    Ok((session, transaction))
+}
+
+/// What browsers and a `form_post` callback need of the cookie attributes: `__Host-` names
+/// need `Secure` and no `Domain` (the library always writes `Path=/`), `__Secure-` names need
+/// `Secure`, and `response_mode=form_post` needs `Secure` cookies (the transaction cookie must
+/// be `SameSite=None` to reach the provider's cross-site POST, and browsers drop
+/// `SameSite=None` cookies that are not `Secure`). `Secure` cookies need https, or plain http
+/// on a loopback host (`localhost`, `127.0.0.1`, `[::1]`), which Chromium and Firefox treat as
+/// a secure context; anything else is refused here rather than failing in the browser.
+fn check_cookie_security(
+    session: &str,
+    transaction: &str,
+    secure: bool,
+    domain: Option<&str>,
+    form_post: bool,
+) -> Result<()> {
+    for (name, value) in [
+        ("session_cookie_name", session),
+        ("transaction_cookie_prefix", transaction),
+    ] {
+        let prefix = if value.starts_with(HOST_PREFIX) {
+            HOST_PREFIX
+        } else if value.starts_with(SECURE_PREFIX) {
+            SECURE_PREFIX
+        } else {
+            continue;
+        };
+        if !secure {
+            return Err(invalid(
+                name,
+                format!(
+                    "`{prefix}` cookies must be Secure: serve the app over https (APP_BASE_URL) \
+                     and do not turn cookie_secure off"
+                ),
+            ));
+        }
+        if prefix == HOST_PREFIX && domain.is_some() {
+            return Err(invalid(
+                name,
+                format!("`{HOST_PREFIX}` cookies cannot have a Domain: remove cookie_domain"),
+            ));
+        }
+    }
+    if form_post && !secure {
+        return Err(invalid(
+            "authorization_params.response_mode",
+            "form_post needs Secure cookies (its callback is a cross-site POST, which carries \
+             only SameSite=None; Secure cookies): serve the app over https (http only on \
+             localhost/127.0.0.1/[::1]), and do not turn cookie_secure off",
+        ));
+    }
+    Ok(())
+}
+
 fn check_cookie_name(name: &'static str, value: &str) -> Result<()> {
     let ok = !value.is_empty()
         && value.len() <= 64
@@ -729,6 +969,130 @@ mod tests {
 
     fn err(b: ServerClientBuilder) -> String {
         b.into_config().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn cookie_families_must_not_overlap_either_way() {
+        // The transaction prefix inside the session family (refused before too) ...
+        assert!(err(base().transaction_cookie_prefix("_a0_session_tx_")).contains("must not start"));
+        // ... and the other way round: the session name inside the transaction family, which a
+        // logout's removal of every transaction cookie would wipe.
+        let e = err(base().session_cookie_name("_a0_tx_session"));
+        assert!(
+            e.contains("transaction_cookie_prefix") && e.contains("must not start"),
+            "{e}"
+        );
+        assert!(err(base().session_cookie_name("_a0_tx_")).contains("must not start"));
+        assert!(err(base().transaction_cookie_prefix("_a0_session")).contains("must not start"));
+        assert!(err(base().transaction_cookie_prefix("_a0_sess")).contains("must not start"));
+        // Disjoint names stay fine, defaults included.
+        let (c, _) = base().into_config().unwrap();
+        assert_eq!(
+            (
+                c.cookies.session_name.as_str(),
+                c.cookies.transaction_prefix.as_str()
+            ),
+            ("_a0_session", "_a0_tx_")
+        );
+        assert!(
+            base()
+                .session_cookie_name("app_s")
+                .transaction_cookie_prefix("app_t_")
+                .into_config()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn host_prefixed_cookie_names_are_an_option_with_its_rules() {
+        let (c, _) = base().host_prefixed_cookies(true).into_config().unwrap();
+        assert_eq!(c.cookies.session_name, "__Host-a0_session");
+        assert_eq!(c.cookies.transaction_prefix, "__Host-a0_tx_");
+        assert!(c.cookies.secure && c.cookies.domain.is_none());
+        // Custom names must carry the prefix themselves.
+        let (c, _) = base()
+            .host_prefixed_cookies(true)
+            .session_cookie_name("__Host-s")
+            .into_config()
+            .unwrap();
+        assert_eq!(c.cookies.session_name, "__Host-s");
+        let e = err(base().host_prefixed_cookies(true).session_cookie_name("mine"));
+        assert!(e.contains("session_cookie_name") && e.contains("__Host-"), "{e}");
+        // Secure, no Domain: otherwise browsers would drop every cookie.
+        let e = err(base()
+            .host_prefixed_cookies(true)
+            .app_base_url("http://app.example.com"));
+        assert!(e.contains("must be Secure"), "{e}");
+        assert!(err(base().host_prefixed_cookies(true).cookie_secure(false)).contains("must be Secure"));
+        assert!(err(base().host_prefixed_cookies(true).cookie_domain("example.com")).contains("Domain"));
+        // Prefixed names chosen by hand follow the same rules.
+        assert!(
+            err(base()
+                .session_cookie_name("__Host-x")
+                .cookie_domain("example.com"))
+            .contains("Domain")
+        );
+        assert!(
+            err(base().session_cookie_name("__Secure-x").cookie_secure(false)).contains("must be Secure")
+        );
+        assert!(
+            base()
+                .session_cookie_name("__Secure-x")
+                .cookie_domain("example.com")
+                .into_config()
+                .is_ok()
+        );
+        // Off by default: the Python SDK's names.
+        let (c, _) = base().host_prefixed_cookies(false).into_config().unwrap();
+        assert_eq!(c.cookies.session_name, "_a0_session");
+    }
+
+    #[test]
+    fn form_post_needs_secure_cookies() {
+        let form_post = || AuthorizationParams::new().param("response_mode", "form_post");
+        assert!(
+            base()
+                .authorization_params(form_post())
+                .into_config()
+                .unwrap()
+                .0
+                .cookies
+                .secure
+        );
+        let e = err(base()
+            .app_base_url("http://app.example.com")
+            .authorization_params(form_post()));
+        assert!(
+            e.contains("response_mode") && e.contains("form_post") && e.contains("https"),
+            "{e}"
+        );
+        let e = err(base().cookie_secure(false).authorization_params(form_post()));
+        assert!(e.contains("form_post"), "{e}");
+        // Loopback http is a secure context for browsers: allowed, with Secure cookies.
+        for url in [
+            "http://localhost:3000",
+            "http://127.0.0.1:3000",
+            "http://[::1]:3000",
+        ] {
+            let (c, _) = base()
+                .app_base_url(url)
+                .authorization_params(form_post())
+                .into_config()
+                .unwrap();
+            assert!(c.cookies.secure, "{url}");
+            // Without form_post, loopback http keeps plain cookies, as before.
+            let (c, _) = base().app_base_url(url).into_config().unwrap();
+            assert!(!c.cookies.secure, "{url}");
+        }
+        // Other response modes change nothing.
+        let query = AuthorizationParams::new().param("response_mode", "query");
+        assert!(
+            base()
+                .app_base_url("http://app.example.com")
+                .authorization_params(query)
+                .into_config()
+                .is_ok()
+        );
     }
 
     #[test]
@@ -818,6 +1182,8 @@ mod tests {
                 "APP_BASE_URL" => Some("http://localhost:3000".into()),
                 "AUTH0_AUDIENCE" => Some("https://api/".into()),
                 "AUTH0_SCOPE" => Some("openid email".into()),
+                "AUTH0_ORGANIZATION" => Some("org_good".into()),
+                "AUTH0_CONNECTION" => Some("corp-ad".into()),
                 _ => None,
             }
         };
@@ -830,11 +1196,32 @@ mod tests {
         assert_eq!(c.client_auth.method(), "client_secret_basic");
         assert_eq!(c.authorization_params.get("audience"), Some("https://api/"));
         assert_eq!(c.authorization_params.get("scope"), Some("openid email"));
+        assert_eq!(c.authorization_params.get("organization"), Some("org_good"));
+        assert_eq!(c.authorization_params.get("connection"), Some("corp-ad"));
+        assert!(c.pinned_params.contains("organization"));
+        assert!(c.pinned_params.contains("connection"));
         assert_eq!(
             c.authorization_params.get("redirect_uri"),
             Some("http://localhost:3000/auth/callback")
         );
         assert!(!c.cookies.secure);
+        // Replacing the parameters afterwards keeps both names pinned (to no value).
+        let (c, _) = ServerClientBuilder::from_env_with(env)
+            .unwrap()
+            .authorization_params(AuthorizationParams::new())
+            .into_config()
+            .unwrap();
+        assert!(c.pinned_params.contains("organization") && c.pinned_params.contains("connection"));
+        // Unset: nothing pinned, nothing sent.
+        let (c, _) = ServerClientBuilder::from_env_with(|k| match k {
+            "AUTH0_ORGANIZATION" | "AUTH0_CONNECTION" => Some("  ".into()),
+            other => env(other),
+        })
+        .unwrap()
+        .into_config()
+        .unwrap();
+        assert!(c.pinned_params.is_empty());
+        assert_eq!(c.authorization_params.get("organization"), None);
 
         let both = |k: &str| match k {
             "AUTH0_DOMAIN" | "OIDC_ISSUER" => Some("https://x/".to_owned()),
@@ -847,6 +1234,28 @@ mod tests {
         };
         let b = ServerClientBuilder::from_env_with(public).unwrap();
         assert_eq!(b.client_auth.as_ref().map(ClientAuth::method), Some("none"));
+    }
+
+    #[test]
+    fn configured_organization_and_connection_are_pinned() {
+        let (c, _) = base()
+            .authorization_params(
+                AuthorizationParams::new()
+                    .organization("org_1")
+                    .param("connection", "db")
+                    .audience("https://api/"),
+            )
+            .pin_authorization_param("prompt")
+            .into_config()
+            .unwrap();
+        let pinned: Vec<&str> = c.pinned_params.iter().map(String::as_str).collect();
+        assert_eq!(pinned, ["connection", "organization", "prompt"]);
+        let (c, _) = base().into_config().unwrap();
+        assert!(c.pinned_params.is_empty());
+        for name in ["redirect_uri", "state", "nonce", ""] {
+            let e = err(base().pin_authorization_param(name));
+            assert!(e.contains("cannot be pinned"), "{name}: {e}");
+        }
     }
 
     #[test]

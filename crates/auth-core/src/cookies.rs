@@ -96,12 +96,15 @@ pub trait CookieJar: Send {
     fn set(&mut self, name: &str, value: &str, attributes: &CookieAttributes);
     /// Remove a cookie: the response expires it (same path/domain as given).
     fn remove(&mut self, name: &str, attributes: &CookieAttributes);
-    /// The visible cookies as borrowed `(name, value bytes)` pairs, names unique, for a jar
-    /// that holds the request's cookies and can lend them without copying or validating the
-    /// values: the per-request session read then finds and compares its chunks without a copy
-    /// (values that are not UTF-8 are simply not a session). `None`, the default, makes
-    /// callers use [`names`](Self::names) and [`get`](Self::get). A jar that lends must return
-    /// `None` once a write through it changed what is visible (read-your-writes).
+    /// The visible cookies as borrowed `(name, value bytes)` pairs, for a jar that holds the
+    /// request's cookies and can lend them without copying or validating the values: the
+    /// per-request session read then finds and compares its chunks without a copy (values that
+    /// are not UTF-8 are simply not a session). Pairs are in request order and a name may
+    /// repeat: the first occurrence is the cookie, as for [`get`](Self::get) (so a lending jar
+    /// need not de-duplicate, which would cost a hash per cookie on every request). `None`,
+    /// the default, makes callers use [`names`](Self::names) and [`get`](Self::get). A jar that
+    /// lends must return `None` once a write through it changed what is visible
+    /// (read-your-writes).
     fn lend(&self) -> Option<&[(&str, &[u8])]> {
         None
     }
@@ -499,6 +502,16 @@ fn read_lent_chunks<'a>(pairs: &[(&str, &'a [u8])], base: &str, max_chunks: usiz
     for &(name, value) in pairs {
         match classify(name, base) {
             ChunkName::Index(index) => {
+                // A repeated name: the first occurrence is the cookie (at most `max_chunks`
+                // indexes to look through).
+                let repeated = if spill.is_empty() {
+                    few[..count.min(INLINE_CHUNKS)].iter().any(|&(i, _)| i == index)
+                } else {
+                    spill.iter().any(|(i, _)| *i == index)
+                };
+                if repeated {
+                    continue;
+                }
                 if count >= max_chunks {
                     return None;
                 }
@@ -513,7 +526,9 @@ fn read_lent_chunks<'a>(pairs: &[(&str, &'a [u8])], base: &str, max_chunks: usiz
                 count += 1;
             }
             ChunkName::Invalid => return None,
-            ChunkName::Unrelated if name == base => plain = Some(value),
+            ChunkName::Unrelated if name == base => {
+                plain.get_or_insert(value);
+            }
             ChunkName::Unrelated => {}
         }
     }
@@ -955,6 +970,23 @@ mod tests {
                 .chain([(BASE.into(), "plain".into())])
                 .collect(),
         ];
+        // Repeated names (a lending jar does not de-duplicate): the first occurrence wins.
+        let mut cases = cases;
+        cases.extend([
+            vec![(c("0"), "a".into()), (c("0"), "x".into())],
+            vec![(c("1"), "b".into()), (c("0"), "a".into()), (c("1"), "x".into())],
+            vec![(BASE.into(), "plain".into()), (BASE.into(), "other".into())],
+            (0..6)
+                .map(|i| (c(&i.to_string()), format!("<{i}>")))
+                .chain((0..6).map(|i| (c(&i.to_string()), "x".into())))
+                .collect(),
+            // Repeats do not count against the chunk limit.
+            (0..MAX)
+                .map(|i| (c(&i.to_string()), i.to_string()))
+                .chain((0..MAX).map(|i| (c(&i.to_string()), "x".into())))
+                .collect(),
+            std::iter::repeat_n((c("0"), "a".to_owned()), 100).collect(),
+        ]);
         for cookies in cases {
             let memory = MemoryCookieJar::from_request_cookies(cookies.clone());
             let lending = Lending(cookies.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect());

@@ -1,11 +1,18 @@
 //! Provider metadata and JWKS, fetched on first use and cached.
 //!
-//! Guarantees: concurrent first callers share one fetch (single flight); cached values live
-//! for the configured TTL; a token whose `kid` is unknown triggers at most one JWKS refetch per
-//! cooldown period, so a flood of forged `kid`s cannot turn us into a load generator against
-//! the provider.
+//! Guarantees:
+//! - concurrent first callers share one fetch (single flight); cached values live for the
+//!   configured TTL;
+//! - a token whose `kid` is unknown triggers at most one JWKS refetch per cooldown period
+//!   **per source** ([`RefetchSource`]): unauthenticated back-channel posts have their own
+//!   slot, so a flood of forged `kid`s can neither turn us into a load generator against the
+//!   provider nor spend the refetch a real callback needs after a key rotation;
+//! - a failed fetch is remembered for a short time (negative cache) and not retried before
+//!   it expires, so an outage does not turn every request into an outbound call;
+//! - past the TTL, a failed refresh keeps serving the last good metadata/JWKS (with a
+//!   `warn`) for up to `max_stale` beyond the TTL.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::DecodingKey;
@@ -14,8 +21,14 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::config::is_loopback;
-use crate::error::{DiscoveryError, Result};
+use crate::error::{DiscoveryError, Error, Result, TransportError};
 use crate::http;
+
+/// Default time a failed discovery/JWKS fetch is remembered before the next attempt.
+pub(crate) const DEFAULT_FAILURE_TTL: Duration = Duration::from_secs(5);
+/// Default time past the TTL during which the last good metadata/JWKS is served while the
+/// provider cannot be reached.
+pub(crate) const DEFAULT_MAX_STALE: Duration = Duration::from_secs(3600);
 
 /// What we use from the provider's `openid-configuration` document.
 #[derive(Debug, Clone)]
@@ -33,6 +46,8 @@ pub struct ProviderMetadata {
     pub userinfo_endpoint: Option<Url>,
     /// RP-initiated logout, if offered.
     pub end_session_endpoint: Option<Url>,
+    /// RFC 7009 token revocation, if offered (used on logout to revoke the refresh token).
+    pub revocation_endpoint: Option<Url>,
     /// RFC 9126 pushed authorization requests, if offered.
     pub pushed_authorization_request_endpoint: Option<Url>,
     /// Whether the provider refuses non-PAR authorization requests.
@@ -53,6 +68,8 @@ struct RawMetadata {
     jwks_uri: String,
     userinfo_endpoint: Option<String>,
     end_session_endpoint: Option<String>,
+    #[serde(default)]
+    revocation_endpoint: Option<String>,
     pushed_authorization_request_endpoint: Option<String>,
     #[serde(default)]
     require_pushed_authorization_requests: bool,
@@ -75,7 +92,13 @@ pub(crate) struct VerificationKey {
 
 pub(crate) struct KeySet {
     pub(crate) keys: Vec<VerificationKey>,
-    fetched_at: Instant,
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<_> = self.keys.iter().map(|k| k.kid.as_deref()).collect();
+        f.debug_struct("KeySet").field("kids", &kids).finish()
+    }
 }
 
 impl KeySet {
@@ -85,10 +108,7 @@ impl KeySet {
     }
 
     pub(crate) fn from_keys(keys: Vec<VerificationKey>) -> Self {
-        Self {
-            keys,
-            fetched_at: Instant::now(),
-        }
+        Self { keys }
     }
 
     pub(crate) fn find(&self, kid: Option<&str>) -> Vec<&VerificationKey> {
@@ -103,22 +123,159 @@ impl KeySet {
     }
 }
 
-struct Cached<T> {
-    value: Arc<T>,
-    at: Instant,
+/// Who asks for a JWKS refetch after an unknown `kid`. Each source has its own cooldown slot,
+/// so one source cannot spend the refetch another needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefetchSource {
+    /// ID tokens from the token endpoint (callback, refresh, link, connect): they come over
+    /// TLS from the provider, in answer to our own request.
+    IdToken,
+    /// Back-channel logout tokens: `/auth/backchannel-logout` is unauthenticated, anyone can
+    /// post a token naming any `kid`.
+    LogoutToken,
+}
+
+impl RefetchSource {
+    const COUNT: usize = 2;
+
+    fn slot(self) -> usize {
+        match self {
+            Self::IdToken => 0,
+            Self::LogoutToken => 1,
+        }
+    }
+}
+
+/// A failure remembered by the negative cache, replayable as a typed error.
+#[derive(Clone)]
+enum Failure {
+    /// The document was fetched but is unusable: the same error again.
+    Discovery(DiscoveryError),
+    /// The provider could not be reached or answered badly.
+    Transport { url: String, reason: String },
+}
+
+impl Failure {
+    fn of(e: &Error) -> Self {
+        match e {
+            Error::Discovery(d) => Self::Discovery(d.clone()),
+            Error::Transport(t) => {
+                let url = match t {
+                    TransportError::Timeout { url }
+                    | TransportError::Request { url, .. }
+                    | TransportError::TooLarge { url, .. }
+                    | TransportError::Status { url, .. }
+                    | TransportError::RecentlyFailed { url, .. } => url.clone(),
+                };
+                Self::Transport {
+                    url,
+                    reason: t.to_string(),
+                }
+            }
+            other => Self::Transport {
+                url: String::new(),
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    fn replay(&self, retry_in: Duration) -> Error {
+        match self {
+            Self::Discovery(d) => d.clone().into(),
+            Self::Transport { url, reason } => TransportError::RecentlyFailed {
+                url: url.clone(),
+                reason: reason.clone(),
+                retry_after_secs: retry_in.as_secs().max(1),
+            }
+            .into(),
+        }
+    }
+}
+
+/// One cached document: the last good value and the last failure since then.
+struct Slot<T> {
+    good: Option<(Arc<T>, Instant)>,
+    failed: Option<(Instant, Failure)>,
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Self {
+            good: None,
+            failed: None,
+        }
+    }
+}
+
+/// What the cache can answer without a fetch.
+enum Cached<T> {
+    /// Within the TTL.
+    Fresh(Arc<T>),
+    /// Past the TTL; may be served while the provider is failing, up to `max_stale`.
+    Stale(Arc<T>),
+    Nothing,
+}
+
+/// How long values and failures are kept.
+#[derive(Clone, Copy)]
+struct Lifetimes {
+    ttl: Duration,
+    failure_ttl: Duration,
+    max_stale: Duration,
+}
+
+impl Lifetimes {
+    fn lookup<T>(&self, slot: &RwLock<Slot<T>>) -> Cached<T> {
+        let Ok(g) = slot.read() else {
+            return Cached::Nothing;
+        };
+        match &g.good {
+            Some((v, at)) if at.elapsed() < self.ttl => Cached::Fresh(v.clone()),
+            Some((v, at)) if at.elapsed() < self.ttl.saturating_add(self.max_stale) => {
+                Cached::Stale(v.clone())
+            }
+            _ => Cached::Nothing,
+        }
+    }
+
+    /// The remembered failure while it is recent, with the time left until a retry.
+    fn recent_failure<T>(&self, slot: &RwLock<Slot<T>>) -> Option<(Failure, Duration)> {
+        let g = slot.read().ok()?;
+        let (at, f) = g.failed.as_ref()?;
+        let left = self.failure_ttl.checked_sub(at.elapsed())?;
+        (!left.is_zero()).then(|| (f.clone(), left))
+    }
+}
+
+fn store_good<T>(slot: &RwLock<Slot<T>>, value: Arc<T>) {
+    if let Ok(mut g) = slot.write() {
+        g.good = Some((value, Instant::now()));
+        g.failed = None;
+    }
+}
+
+fn store_failure<T>(slot: &RwLock<Slot<T>>, e: &Error) {
+    if let Ok(mut g) = slot.write() {
+        g.failed = Some((Instant::now(), Failure::of(e)));
+    }
+}
+
+fn current<T>(slot: &RwLock<Slot<T>>) -> Option<Arc<T>> {
+    slot.read().ok()?.good.as_ref().map(|(v, _)| v.clone())
 }
 
 /// The metadata + JWKS cache of one client.
 pub(crate) struct Discovery {
     http: reqwest::Client,
     issuer: String,
-    ttl: Duration,
+    life: Lifetimes,
     refetch_cooldown: Duration,
-    metadata: RwLock<Option<Cached<ProviderMetadata>>>,
+    metadata: RwLock<Slot<ProviderMetadata>>,
     metadata_flight: tokio::sync::Mutex<()>,
-    jwks: RwLock<Option<Arc<KeySet>>>,
+    jwks: RwLock<Slot<KeySet>>,
     jwks_flight: tokio::sync::Mutex<()>,
-    last_forced_refetch: RwLock<Option<Instant>>,
+    /// Last forced (unknown-`kid`) refetch, one slot per [`RefetchSource`].
+    last_forced_refetch: [Mutex<Option<Instant>>; RefetchSource::COUNT],
 }
 
 impl Discovery {
@@ -131,39 +288,106 @@ impl Discovery {
         Self {
             http,
             issuer,
-            ttl,
+            life: Lifetimes {
+                ttl,
+                failure_ttl: DEFAULT_FAILURE_TTL,
+                max_stale: DEFAULT_MAX_STALE,
+            },
             refetch_cooldown,
-            metadata: RwLock::new(None),
+            metadata: RwLock::new(Slot::default()),
             metadata_flight: tokio::sync::Mutex::new(()),
-            jwks: RwLock::new(None),
+            jwks: RwLock::new(Slot::default()),
             jwks_flight: tokio::sync::Mutex::new(()),
-            last_forced_refetch: RwLock::new(None),
+            last_forced_refetch: std::array::from_fn(|_| Mutex::new(None)),
         }
     }
 
-    fn fresh_metadata(&self) -> Option<Arc<ProviderMetadata>> {
-        let guard = self.metadata.read().ok()?;
-        let c = guard.as_ref()?;
-        (c.at.elapsed() < self.ttl).then(|| c.value.clone())
+    /// How long a failed fetch is remembered (not retried); zero disables the negative cache.
+    pub(crate) fn with_failure_ttl(mut self, failure_ttl: Duration) -> Self {
+        self.life.failure_ttl = failure_ttl;
+        self
+    }
+
+    /// How long past the TTL the last good value is served while refreshing it fails; zero
+    /// disables stale serving.
+    pub(crate) fn with_max_stale(mut self, max_stale: Duration) -> Self {
+        self.life.max_stale = max_stale;
+        self
     }
 
     /// The provider metadata, from cache or fetched (one fetch for all concurrent callers).
     pub(crate) async fn metadata(&self) -> Result<Arc<ProviderMetadata>> {
-        if let Some(m) = self.fresh_metadata() {
-            return Ok(m);
+        self.cached_or_fetch(
+            &self.metadata,
+            &self.metadata_flight,
+            "openid-configuration",
+            || self.fetch_metadata(),
+        )
+        .await
+    }
+
+    /// The JWKS, from cache or fetched (single flight).
+    pub(crate) async fn jwks(&self) -> Result<Arc<KeySet>> {
+        self.cached_or_fetch(&self.jwks, &self.jwks_flight, "jwks", || self.fetch_jwks())
+            .await
+    }
+
+    /// The shared cache policy: fresh value; else one fetch for all callers (callers that
+    /// have a stale value do not wait for it); a recent failure is replayed instead of
+    /// fetching again; a failed refresh serves the stale value while it is within
+    /// `max_stale`.
+    async fn cached_or_fetch<T, F, Fut>(
+        &self,
+        slot: &RwLock<Slot<T>>,
+        flight: &tokio::sync::Mutex<()>,
+        document: &'static str,
+        fetch: F,
+    ) -> Result<Arc<T>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let _flight = match self.life.lookup(slot) {
+            Cached::Fresh(v) => return Ok(v),
+            Cached::Stale(v) => match flight.try_lock() {
+                Ok(g) => g,
+                // Someone is refreshing it: serve the stale value meanwhile.
+                Err(_) => return Ok(v),
+            },
+            Cached::Nothing => flight.lock().await,
+        };
+        let stale = match self.life.lookup(slot) {
+            Cached::Fresh(v) => return Ok(v),
+            Cached::Stale(v) => Some(v),
+            Cached::Nothing => None,
+        };
+        if let Some((failure, left)) = self.life.recent_failure(slot) {
+            return match stale {
+                Some(v) => Ok(v),
+                None => Err(failure.replay(left)),
+            };
         }
-        let _flight = self.metadata_flight.lock().await;
-        if let Some(m) = self.fresh_metadata() {
-            return Ok(m);
+        match fetch().await {
+            Ok(v) => {
+                let v = Arc::new(v);
+                store_good(slot, v.clone());
+                Ok(v)
+            }
+            Err(e) => {
+                store_failure(slot, &e);
+                match stale {
+                    Some(v) => {
+                        tracing::warn!(
+                            document,
+                            error = %e,
+                            "refreshing provider {document} failed; serving the last good copy"
+                        );
+                        Ok(v)
+                    }
+                    None => Err(e),
+                }
+            }
         }
-        let m = Arc::new(self.fetch_metadata().await?);
-        if let Ok(mut g) = self.metadata.write() {
-            *g = Some(Cached {
-                value: m.clone(),
-                at: Instant::now(),
-            });
-        }
-        Ok(m)
     }
 
     async fn fetch_metadata(&self) -> Result<ProviderMetadata> {
@@ -198,6 +422,10 @@ impl Discovery {
             jwks_uri: ep("jwks_uri", &raw.jwks_uri)?,
             userinfo_endpoint: opt("userinfo_endpoint", raw.userinfo_endpoint.as_ref())?,
             end_session_endpoint: opt("end_session_endpoint", raw.end_session_endpoint.as_ref())?,
+            // Optional extra: an unusable one is ignored rather than failing discovery.
+            revocation_endpoint: opt("revocation_endpoint", raw.revocation_endpoint.as_ref())
+                .ok()
+                .flatten(),
             pushed_authorization_request_endpoint: opt(
                 "pushed_authorization_request_endpoint",
                 raw.pushed_authorization_request_endpoint.as_ref(),
@@ -211,51 +439,48 @@ impl Discovery {
         })
     }
 
-    fn fresh_jwks(&self) -> Option<Arc<KeySet>> {
-        let guard = self.jwks.read().ok()?;
-        let k = guard.as_ref()?;
-        (k.fetched_at.elapsed() < self.ttl).then(|| k.clone())
-    }
-
-    /// The JWKS, from cache or fetched (single flight).
-    pub(crate) async fn jwks(&self) -> Result<Arc<KeySet>> {
-        if let Some(k) = self.fresh_jwks() {
-            return Ok(k);
-        }
-        let _flight = self.jwks_flight.lock().await;
-        if let Some(k) = self.fresh_jwks() {
-            return Ok(k);
-        }
-        self.fetch_and_store_jwks().await
-    }
-
     /// Called when a token names a `kid` that `seen` does not have. Refetches at most once per
-    /// cooldown; returns the new set, or `None` when still cooling down.
-    pub(crate) async fn jwks_after_unknown_kid(&self, seen: &Arc<KeySet>) -> Result<Option<Arc<KeySet>>> {
+    /// cooldown *per source*; returns the new set, or `None` when this source is still cooling
+    /// down. A recent failed fetch is replayed instead of fetching again.
+    pub(crate) async fn jwks_after_unknown_kid(
+        &self,
+        seen: &Arc<KeySet>,
+        source: RefetchSource,
+    ) -> Result<Option<Arc<KeySet>>> {
         let _flight = self.jwks_flight.lock().await;
         // Someone else refetched while we waited: use theirs.
-        if let Some(current) = self.jwks.read().ok().and_then(|g| g.clone())
+        if let Some(current) = current(&self.jwks)
             && !Arc::ptr_eq(&current, seen)
         {
             return Ok(Some(current));
         }
-        let cooling = self
-            .last_forced_refetch
-            .read()
-            .ok()
-            .and_then(|g| *g)
-            .is_some_and(|t| t.elapsed() < self.refetch_cooldown);
-        if cooling {
-            tracing::debug!("unknown kid: JWKS refetch skipped (cooldown)");
-            return Ok(None);
+        if let Some((failure, left)) = self.life.recent_failure(&self.jwks) {
+            return Err(failure.replay(left));
         }
-        if let Ok(mut g) = self.last_forced_refetch.write() {
-            *g = Some(Instant::now());
+        {
+            let Ok(mut last) = self.last_forced_refetch[source.slot()].lock() else {
+                return Ok(None);
+            };
+            if last.is_some_and(|t| t.elapsed() < self.refetch_cooldown) {
+                tracing::debug!(?source, "unknown kid: JWKS refetch skipped (cooldown)");
+                return Ok(None);
+            }
+            *last = Some(Instant::now());
         }
-        self.fetch_and_store_jwks().await.map(Some)
+        match self.fetch_jwks().await {
+            Ok(set) => {
+                let set = Arc::new(set);
+                store_good(&self.jwks, set.clone());
+                Ok(Some(set))
+            }
+            Err(e) => {
+                store_failure(&self.jwks, &e);
+                Err(e)
+            }
+        }
     }
 
-    async fn fetch_and_store_jwks(&self) -> Result<Arc<KeySet>> {
+    async fn fetch_jwks(&self) -> Result<KeySet> {
         let meta = self.metadata().await?;
         tracing::debug!(url = %meta.jwks_uri, "fetching JWKS");
         let (_, parsed) = http::get_json::<serde_json::Value>(&self.http, &meta.jwks_uri).await?;
@@ -263,15 +488,7 @@ impl Discovery {
             document: "jwks",
             reason: e.to_string(),
         })?;
-        let keys = parse_jwks(&doc)?;
-        let set = Arc::new(KeySet {
-            keys,
-            fetched_at: Instant::now(),
-        });
-        if let Ok(mut g) = self.jwks.write() {
-            *g = Some(set.clone());
-        }
-        Ok(set)
+        Ok(KeySet::from_keys(parse_jwks(&doc)?))
     }
 }
 
@@ -353,4 +570,4 @@ fn endpoint(field: &'static str, value: &str, loopback_ok: bool) -> Result<Url> 
 
 #[cfg(test)]
 #[path = "discovery_tests.rs"]
-mod tests;
+pub(crate) mod tests;

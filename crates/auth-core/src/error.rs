@@ -89,6 +89,20 @@ pub enum Error {
     /// session has been ended and the user must log in again.
     #[error("the session has expired or was revoked; log in again")]
     SessionExpired,
+
+    /// A link, unlink or connect completion is about another user than the session it would
+    /// change (the ID token's `sub`, the session's `sub`, or the `sub` of the session that
+    /// started the flow differ). Nothing was written: the session is unchanged. Log in again
+    /// as the intended user and restart the flow.
+    #[error("the callback is about another user than the session; the session was left unchanged")]
+    IdentityMismatch,
+
+    /// A request policy of the HTTP integration refused the request before any flow started
+    /// (nothing was changed and nothing was sent to the provider): an account-changing route
+    /// started by another site, or a connection or scope outside the app's allow-list. Start
+    /// the action from the app's own pages, with an allowed connection.
+    #[error("request refused: {0}")]
+    Forbidden(ForbiddenReason),
 }
 
 impl Error {
@@ -113,8 +127,10 @@ impl Error {
             Self::NotAuthenticated => "missing_session",
             Self::MissingRefreshToken => "missing_refresh_token",
             Self::SessionExpired => "session_expired",
+            Self::IdentityMismatch => "identity_mismatch",
             Self::LogoutToken(_) => "invalid_logout_token",
             Self::MyAccount(_) => "my_account_error",
+            Self::Forbidden(r) => r.code(),
         }
     }
 
@@ -206,6 +222,20 @@ pub enum TransportError {
         url: String,
         /// The status code.
         status: u16,
+    },
+    /// Fetching discovery metadata or the JWKS from `url` failed moments ago and no usable
+    /// cached copy exists; the failure is remembered briefly (see
+    /// `ServerClientBuilder::discovery_failure_cache_ttl`) so an outage does not turn every
+    /// request into an outbound call. Retry after `retry_after_secs`; check the provider's
+    /// status and this host's network path to it.
+    #[error("fetching {url} failed moments ago ({reason}); retry in {retry_after_secs} s")]
+    RecentlyFailed {
+        /// The URL without query.
+        url: String,
+        /// The earlier failure, as its `Display` text (never a body or a secret).
+        reason: String,
+        /// Seconds until the next attempt is allowed (at least 1).
+        retry_after_secs: u64,
     },
 }
 
@@ -403,6 +433,35 @@ impl LogoutTokenError {
             Self::MissingEvent => "missing_event",
             Self::NoncePresent => "nonce_present",
             Self::MissingSidAndSub => "missing_sid_and_sub",
+        }
+    }
+}
+
+/// Why [`Error::Forbidden`] refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ForbiddenReason {
+    /// The browser's `Sec-Fetch-Site` header says another site (`cross-site`, `same-site`, or a
+    /// value this library does not know) started a request to an account-changing route. Link
+    /// to the route from the app's own pages (or POST a form from them).
+    #[error("the request was started by another site (Sec-Fetch-Site)")]
+    CrossSiteRequest,
+    /// The requested connection is not on the app's allow-list for this route.
+    #[error("the connection is not on the app's allow-list")]
+    ConnectionNotAllowed,
+    /// A requested scope is not on the app's allow-list for this route.
+    #[error("a requested scope is not on the app's allow-list")]
+    ScopeNotAllowed,
+}
+
+impl ForbiddenReason {
+    /// The stable code [`Error::code`] reports for this reason.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::CrossSiteRequest => "cross_site_request",
+            Self::ConnectionNotAllowed => "connection_not_allowed",
+            Self::ScopeNotAllowed => "scope_not_allowed",
         }
     }
 }

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
-use crate::discovery::{Discovery, KeySet};
+use crate::discovery::{Discovery, KeySet, RefetchSource};
 use crate::error::{IdTokenError, Result};
 use crate::secret::SecretString;
 
@@ -30,14 +30,16 @@ pub(crate) struct Expected<'a> {
     pub(crate) now: u64,
     /// The provider's `id_token_signing_alg_values_supported` (empty: RS256 only).
     pub(crate) allowed_algs: &'a [String],
-    /// For HS* tokens: the client secret is the key. `None` for public/private_key_jwt clients.
+    /// The key for HS* tokens: the client secret, `Some` only when the app opted in to
+    /// symmetric ID tokens (`ServerClientBuilder::allow_symmetric_id_tokens`). `None`: only
+    /// asymmetric algorithms (RS*, PS*, ES*, EdDSA) are accepted.
     pub(crate) client_secret: Option<&'a SecretString>,
 }
 
 /// Verifies the signature with the provider's JWKS (refetching once on an unknown `kid`) and
 /// then every claim rule.
 pub(crate) async fn validate(discovery: &Discovery, token: &str, expected: &Expected<'_>) -> Result<Claims> {
-    let (_, claims) = verified(discovery, token, &expected.signature()).await?;
+    let (_, claims) = verified(discovery, token, &expected.signature(), RefetchSource::IdToken).await?;
     check_claims(&claims, expected)?;
     Ok(claims)
 }
@@ -46,7 +48,8 @@ pub(crate) async fn validate(discovery: &Discovery, token: &str, expected: &Expe
 pub(crate) struct SignatureCheck<'a> {
     /// The provider's advertised algorithms (empty: RS256 only).
     pub(crate) allowed_algs: &'a [String],
-    /// For HS* tokens: the client secret.
+    /// The key for HS* tokens: `Some` only when the app opted in to symmetric tokens;
+    /// `None` refuses every HS* token, even one the provider advertises.
     pub(crate) client_secret: Option<&'a SecretString>,
 }
 
@@ -60,16 +63,17 @@ impl Expected<'_> {
 }
 
 /// Header and claims of a JWS whose signature verifies with the provider's JWKS, refetching
-/// the JWKS once (per cooldown) on an unknown `kid`. No claim is checked.
+/// the JWKS once (per cooldown of `source`) on an unknown `kid`. No claim is checked.
 pub(crate) async fn verified(
     discovery: &Discovery,
     token: &str,
     check: &SignatureCheck<'_>,
+    source: RefetchSource,
 ) -> Result<(Claims, Claims)> {
     let keys = discovery.jwks().await?;
     match verify_signature(token, &keys, check) {
         Err(IdTokenError::UnknownKey) => {
-            let Some(fresh) = discovery.jwks_after_unknown_kid(&keys).await? else {
+            let Some(fresh) = discovery.jwks_after_unknown_kid(&keys, source).await? else {
                 return Err(IdTokenError::UnknownKey.into());
             };
             Ok(verify_signature(token, &fresh, check)?)
@@ -101,10 +105,10 @@ pub(crate) fn verify_signature(
         .get("alg")
         .and_then(Value::as_str)
         .ok_or(IdTokenError::Malformed)?;
-    let alg = check_algorithm(alg_name, check.allowed_algs)?;
+    let alg = check_algorithm(alg_name, check.allowed_algs, check.client_secret.is_some())?;
     let kid = header.get("kid").and_then(Value::as_str);
 
-    let claims = if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+    let claims = if is_symmetric(alg) {
         let secret = check
             .client_secret
             .ok_or_else(|| IdTokenError::UnsupportedAlgorithm(alg_name.to_owned()))?;
@@ -137,9 +141,24 @@ fn parse_header(token: &str) -> Result<Map<String, Value>, IdTokenError> {
     serde_json::from_slice(&bytes).map_err(|_| IdTokenError::Malformed)
 }
 
-fn check_algorithm(name: &str, allowed_algs: &[String]) -> Result<Algorithm, IdTokenError> {
+/// HS256/384/512: keyed with the client secret, which the client itself also knows.
+fn is_symmetric(alg: Algorithm) -> bool {
+    matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+}
+
+/// The algorithm family is pinned before the provider's list is consulted: asymmetric
+/// (RS*, PS*, ES*, EdDSA) always; HS* only when `symmetric_ok` (the app opted in and gave
+/// the client secret). Then the algorithm must be advertised (empty list: RS256 only).
+fn check_algorithm(
+    name: &str,
+    allowed_algs: &[String],
+    symmetric_ok: bool,
+) -> Result<Algorithm, IdTokenError> {
     let unsupported = || IdTokenError::UnsupportedAlgorithm(crate::http::truncate(name, 16));
     let alg = Algorithm::from_str(name).map_err(|_| unsupported())?;
+    if is_symmetric(alg) && !symmetric_ok {
+        return Err(unsupported());
+    }
     let advertised = if allowed_algs.is_empty() {
         name == "RS256"
     } else {

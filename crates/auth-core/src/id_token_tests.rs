@@ -398,3 +398,165 @@ fn critical_header_extensions_are_refused() {
     assert_eq!(check(&token).unwrap_err(), IdTokenError::Malformed);
     assert!(check(&good(&claims())).is_ok());
 }
+
+/// Issue 10 item 8: the algorithm family is pinned at the client. HS* tokens keyed with the
+/// client secret used to be accepted whenever the provider advertised HS256 and the client
+/// had a secret; now only when the app opts in.
+mod symmetric {
+    use std::time::Duration;
+
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    use serde_json::json;
+
+    use crate::discovery::tests::{Server, serve};
+    use crate::error::{Error, IdTokenError, LogoutTokenError};
+    use crate::flows::backchannel::BACKCHANNEL_LOGOUT_EVENT;
+    use crate::time::now;
+    use crate::{ClientAuth, ServerClient};
+
+    const CLIENT_SECRET: &str = "client-secret-0123456789abcdef-xyz";
+
+    async fn provider() -> Server {
+        let s = serve(None, Duration::ZERO).await;
+        *s.metadata_extra.lock().unwrap() =
+            json!({"id_token_signing_alg_values_supported": ["RS256", "HS256"]});
+        s
+    }
+
+    fn client(s: &Server, allow: bool) -> ServerClient {
+        ServerClient::builder()
+            .issuer(s.base.clone())
+            .client_id("client-1")
+            .client_auth(ClientAuth::secret(CLIENT_SECRET))
+            .secret("0123456789abcdef0123456789abcdef-secret")
+            .app_base_url("http://localhost:3000")
+            .allow_symmetric_id_tokens(allow)
+            .build()
+            .unwrap()
+    }
+
+    fn hs256(header: Header, claims: &serde_json::Value) -> String {
+        encode(
+            &header,
+            claims,
+            &EncodingKey::from_secret(CLIENT_SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    fn id_token(issuer: &str) -> String {
+        let n = now();
+        hs256(
+            Header::new(Algorithm::HS256),
+            &json!({"iss": issuer, "sub": "user-1", "aud": "client-1", "iat": n, "exp": n + 600}),
+        )
+    }
+
+    fn logout_token(issuer: &str, jti: &str) -> String {
+        let mut h = Header::new(Algorithm::HS256);
+        h.typ = Some("logout+jwt".into());
+        let n = now();
+        hs256(
+            h,
+            &json!({"iss": issuer, "aud": "client-1", "iat": n, "exp": n + 120, "jti": jti,
+                    "sid": "sid-1", "events": {BACKCHANNEL_LOGOUT_EVENT: {}}}),
+        )
+    }
+
+    #[tokio::test]
+    async fn hs256_id_token_is_refused_by_default_even_if_advertised() {
+        let s = provider().await;
+        let c = client(&s, false);
+        let meta = c.metadata().await.unwrap();
+        assert!(
+            meta.id_token_signing_alg_values_supported
+                .contains(&"HS256".to_owned())
+        );
+        let e = c
+            .validate_id_token(&meta, &id_token(&meta.issuer), None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::IdToken(IdTokenError::UnsupportedAlgorithm(a)) if a == "HS256"),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn hs256_id_token_is_accepted_with_the_opt_in() {
+        let s = provider().await;
+        let c = client(&s, true);
+        let meta = c.metadata().await.unwrap();
+        let claims = c
+            .validate_id_token(&meta, &id_token(&meta.issuer), None)
+            .await
+            .unwrap();
+        assert_eq!(claims["sub"], "user-1");
+        // Still only when advertised.
+        *s.metadata_extra.lock().unwrap() = json!({"id_token_signing_alg_values_supported": ["RS256"]});
+        let c = ServerClient::builder()
+            .issuer(s.base.clone())
+            .client_id("client-1")
+            .client_auth(ClientAuth::secret(CLIENT_SECRET))
+            .secret("0123456789abcdef0123456789abcdef-secret")
+            .app_base_url("http://localhost:3000")
+            .allow_symmetric_id_tokens(true)
+            .build()
+            .unwrap();
+        let meta = c.metadata().await.unwrap();
+        assert_eq!(
+            c.validate_id_token(&meta, &id_token(&meta.issuer), None)
+                .await
+                .unwrap_err()
+                .code(),
+            "id_token_invalid"
+        );
+    }
+
+    #[tokio::test]
+    async fn hs256_logout_token_needs_the_same_opt_in() {
+        let s = provider().await;
+        let c = client(&s, false);
+        let meta = c.metadata().await.unwrap();
+        let e = c
+            .handle_backchannel_logout(&logout_token(&meta.issuer, "jti-1"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                Error::LogoutToken(LogoutTokenError::Jws(IdTokenError::UnsupportedAlgorithm(a))) if a == "HS256"
+            ),
+            "{e:?}"
+        );
+        let c = client(&s, true);
+        let done = c
+            .handle_backchannel_logout(&logout_token(&meta.issuer, "jti-2"))
+            .await
+            .unwrap();
+        assert_eq!(done.sid.as_deref(), Some("sid-1"));
+    }
+
+    #[test]
+    fn the_opt_in_needs_a_client_secret() {
+        let e = ServerClient::builder()
+            .issuer("https://idp.example.com/")
+            .client_id("client-1")
+            .client_auth(ClientAuth::none())
+            .secret("0123456789abcdef0123456789abcdef-secret")
+            .app_base_url("http://localhost:3000")
+            .allow_symmetric_id_tokens(true)
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                Error::Config(crate::ConfigError::Invalid {
+                    name: "allow_symmetric_id_tokens",
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+    }
+}

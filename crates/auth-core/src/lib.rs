@@ -53,8 +53,8 @@ pub use client_auth::{ClientAuth, SigningAlgorithm};
 pub use config::{MIN_SECRET_LEN, ServerClientBuilder};
 pub use discovery::ProviderMetadata;
 pub use error::{
-    CallbackError, ConfigError, DiscoveryError, Error, IdTokenError, LogoutTokenError, MyAccountError,
-    OAuthError, Result, StoreError, TransportError,
+    CallbackError, ConfigError, DiscoveryError, Error, ForbiddenReason, IdTokenError, LogoutTokenError,
+    MyAccountError, OAuthError, Result, StoreError, TransportError,
 };
 pub use flows::access_token::{AccessToken, AccessTokenOptions};
 pub use flows::backchannel::{BACKCHANNEL_LOGOUT_EVENT, BackchannelLogout};

@@ -21,7 +21,10 @@ pub const DEFAULT_SCOPE: &str = "openid profile email offline_access";
 /// Parameters for the authorization endpoint (`/authorize`).
 ///
 /// Set globally on the client and per call in [`crate::LoginOptions`]; per-call values override
-/// global ones key by key. Any extra parameter can be added with [`AuthorizationParams::param`].
+/// global ones key by key, except pinned ones (a configured `organization` or `connection`, and
+/// names given to [`crate::ServerClientBuilder::pin_authorization_param`]): a per-call value for
+/// a pinned name that differs from the configured one is refused. Any extra parameter can be
+/// added with [`AuthorizationParams::param`].
 /// `client_id`, `response_type`, `state`, `nonce`, `code_challenge`, `code_challenge_method` and
 /// `request_uri` are set by the library and rejected here.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -120,6 +123,26 @@ impl AuthorizationParams {
         Ok(())
     }
 
+    /// `self` (the configured parameters) with `overrides` (per call) laid over it, refusing a
+    /// per-call value for a `pinned` name that differs from the configured value (or is given
+    /// when none is configured): the configuration always wins.
+    pub(crate) fn merged_pinned(
+        &self,
+        overrides: &Self,
+        pinned: &std::collections::BTreeSet<String>,
+    ) -> Result<Self> {
+        for (name, value) in &overrides.params {
+            if pinned.contains(name) && self.get(name) != Some(value.as_str()) {
+                tracing::debug!(param = %name, "per-call value for a pinned parameter refused");
+                return Err(Error::InvalidParameter(format!(
+                    "`{name}` is pinned by the configuration and cannot be changed per call; \
+                     remove it from the call's parameters"
+                )));
+            }
+        }
+        Ok(self.merged_with(overrides))
+    }
+
     /// `self` with every parameter of `overrides` laid over it.
     pub(crate) fn merged_with(&self, overrides: &Self) -> Self {
         let mut params = self.params.clone();
@@ -179,6 +202,26 @@ mod tests {
         assert_eq!(m.get("scope"), Some("openid"));
         assert_eq!(m.get("x"), Some("1"));
         assert_eq!(m.get("y"), Some("2"));
+    }
+
+    #[test]
+    fn pinned_parameters_cannot_be_changed_per_call() {
+        let global = AuthorizationParams::new().organization("org_good").audience("a");
+        let pinned: std::collections::BTreeSet<String> =
+            ["organization", "connection"].map(String::from).into();
+        for call in [
+            AuthorizationParams::new().organization("evil"),
+            AuthorizationParams::new().param("connection", "evil-idp"),
+        ] {
+            let e = global.merged_pinned(&call, &pinned).unwrap_err();
+            assert_eq!(e.code(), "invalid_parameter");
+            assert!(e.to_string().contains("pinned"), "{e}");
+        }
+        // The same value, or unpinned names, pass; the configured value stays.
+        let call = AuthorizationParams::new().organization("org_good").audience("b");
+        let m = global.merged_pinned(&call, &pinned).unwrap();
+        assert_eq!(m.get("organization"), Some("org_good"));
+        assert_eq!(m.get("audience"), Some("b"));
     }
 
     #[test]

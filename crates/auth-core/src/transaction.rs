@@ -42,6 +42,10 @@ pub struct Transaction {
     /// Connected Accounts: the My Account API's `auth_session`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) auth_session: Option<String>,
+    /// Link, unlink and connect: the `sub` of the session that started the flow; the
+    /// completion is refused for any other user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) session_sub: Option<String>,
     pub(crate) created_at: u64,
 }
 

@@ -45,6 +45,8 @@
 //! | `{p}lo:sid:{sid}` | string | latest logout time (seconds since the epoch, decimal) | the TTL given when the latest time was recorded |
 //! | `{p}lo:sub:{sub}` | string | as above, for a user | as above |
 //! | `{p}once:{key}` | string | `1` | the TTL given (`SET NX PX`) |
+//! | `{p}lo:all` | sorted set | members `sid:{sid}` / `sub:{sub}` of the logout list, scored by when each expires (epoch ms); expired members are trimmed on each record | extended to at least each logout's TTL |
+//! | `{p}lo:ver` | string | a new unique value on every recorded logout (for in-process copies of the logout list to notice changes) | as above |
 //!
 //! A session hash records its own `sid` and `sub` so that writing an existing id under other
 //! keys moves it between indexes, and so that an index member whose session has expired or
@@ -61,13 +63,21 @@
 //!   TTL), then replaces the hash and sets its TTL. The value is written last, so even a
 //!   server-side error part-way (e.g. out of memory) can leave at most a stale index member,
 //!   never a session missing from its indexes.
+//! - `update` does what `set` does, but only when the session hash still exists (otherwise it
+//!   writes nothing and reports the session gone), so a write racing a logout never recreates
+//!   a deleted session.
 //! - `delete` removes the id from its indexes and deletes the hash.
 //! - `delete_by` reads the index, deletes every live session that is still indexed under that
 //!   key (removing it from its other index too), deletes the index, and returns how many
 //!   sessions it deleted.
 //! - `record_logout` keeps the greater time when a key is recorded twice (compared exactly, as
-//!   decimal strings).
-//! - `logout_time` is one `MGET`; `remember_once` is one `SET NX PX`.
+//!   decimal strings), and lists the key in `lo:all` and stamps a new `lo:ver` in the same
+//!   script.
+//! - With [`RedisBackendBuilder::logout_list_refresh`], the backend keeps an in-process copy
+//!   of the logout list for the per-request check: its own logouts update the copy at once,
+//!   and at most once per refresh interval one script compares `lo:ver` and, when it changed,
+//!   returns the live entries of `lo:all` to merge in.
+//! - `logout_time` is one `MGET`; `remember_once` is one `SET NX PX`; `forget_once` one `DEL`.
 //!
 //! Because the scripts derive index keys from stored data, this backend targets a standalone
 //! Redis (or a primary behind Sentinel / a managed failover endpoint), not Redis Cluster.
@@ -77,10 +87,11 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::LazyLock;
-use std::time::Duration;
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use auth_core::StoreError;
@@ -133,6 +144,29 @@ return 1
     )
 });
 
+/// [`SET_SCRIPT`] only when the session still exists; returns 1 when written, 0 when gone.
+/// Same KEYS and ARGV.
+static UPDATE_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
+local ttl = tonumber(ARGV[2])
+local id, sid, sub, p = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local old = redis.call('HMGET', KEYS[1], 'sid', 'sub')
+if old[1] and old[1] ~= sid then redis.call('SREM', p .. 'sid:' .. old[1], id) end
+if old[2] and old[2] ~= sub then redis.call('SREM', p .. 'sub:' .. old[2], id) end
+for i = 2, 3 do
+  redis.call('SADD', KEYS[i], id)
+  if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'sid', sid, 'sub', sub)
+redis.call('PEXPIRE', KEYS[1], ttl)
+return 1
+",
+    )
+});
+
 /// Deletes one session and its index entries. KEYS: session. ARGV: id, prefix.
 static DELETE_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -173,14 +207,47 @@ return n
     )
 });
 
-/// Records a logout time, keeping the greater one. KEYS: logout key. ARGV: time, ttl ms.
+/// Records a logout time, keeping the greater one, lists it in the logout index and stamps a
+/// new logout-list version. KEYS: logout key, version, index. ARGV: time, ttl ms, index member,
+/// expiry (epoch ms), now (epoch ms), new version.
 static RECORD_LOGOUT_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local cur, new = redis.call('GET', KEYS[1]), ARGV[1]
 if cur and (#cur > #new or (#cur == #new and cur > new)) then return 0 end
-redis.call('SET', KEYS[1], new, 'PX', ARGV[2])
+local ttl = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], new, 'PX', ttl)
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[5])
+if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
+local vttl = math.max(ttl, redis.call('PTTL', KEYS[2]))
+redis.call('SET', KEYS[2], ARGV[6], 'PX', vttl)
 return 1
+",
+    )
+});
+
+/// The live logout list unless its version is the one known. KEYS: version, index. ARGV:
+/// now (epoch ms), prefix, known version (empty for none). Returns the version, then
+/// (member, time, remaining ms) for each live entry, or the version alone when unchanged.
+static LOAD_LOGOUTS_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local ver = redis.call('GET', KEYS[1]) or ''
+if ver == ARGV[3] then return {ver} end
+local out = {ver}
+local members = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[1], '+inf')
+for _, m in ipairs(members) do
+  local k = ARGV[2] .. 'lo:' .. m
+  local at = redis.call('GET', k)
+  local left = redis.call('PTTL', k)
+  if at and left > 0 then
+    table.insert(out, m)
+    table.insert(out, at)
+    table.insert(out, string.format('%d', left))
+  end
+end
+return out
 ",
     )
 });
@@ -193,6 +260,7 @@ pub struct RedisBackendBuilder {
     key_prefix: String,
     command_timeout: Duration,
     connect_timeout: Duration,
+    logout_list_refresh: Option<Duration>,
 }
 
 impl fmt::Debug for RedisBackendBuilder {
@@ -204,6 +272,7 @@ impl fmt::Debug for RedisBackendBuilder {
             .field("key_prefix", &self.key_prefix)
             .field("command_timeout", &self.command_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("logout_list_refresh", &self.logout_list_refresh)
             .finish()
     }
 }
@@ -217,6 +286,7 @@ impl RedisBackendBuilder {
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            logout_list_refresh: None,
         }
     }
 
@@ -246,6 +316,19 @@ impl RedisBackendBuilder {
     /// raised to 1 ms.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Keep an in-process copy of the logout list, so that the per-request logout-list check
+    /// of cookie sessions is a memory lookup instead of a Redis round trip (off by default).
+    ///
+    /// This instance's own logouts apply at once. Logouts recorded by other instances sharing
+    /// the prefix are picked up within `refresh`: at most once per `refresh` a read checks the
+    /// list's version in Redis and reloads the list when it changed. So with several
+    /// instances, a cookie logged out on one may still open on another for up to `refresh`;
+    /// leave this off where that matters (every check then asks Redis).
+    pub fn logout_list_refresh(mut self, refresh: Duration) -> Self {
+        self.logout_list_refresh = Some(refresh);
         self
     }
 
@@ -293,6 +376,12 @@ impl RedisBackendBuilder {
             prefix: self.key_prefix,
             command_timeout: self.command_timeout,
             server,
+            mirror: self.logout_list_refresh.map(|refresh| {
+                Arc::new(Mirror {
+                    refresh,
+                    list: RwLock::default(),
+                })
+            }),
         })
     }
 }
@@ -307,6 +396,61 @@ pub struct RedisBackend {
     command_timeout: Duration,
     /// `host:port/db`, without credentials.
     server: String,
+    /// The in-process copy of the logout list, when enabled.
+    mirror: Option<Arc<Mirror>>,
+}
+
+/// An in-process copy of the logout list ([`RedisBackendBuilder::logout_list_refresh`]).
+#[derive(Debug)]
+struct Mirror {
+    refresh: Duration,
+    list: RwLock<MirrorList>,
+}
+
+/// Logout times by `sid` and `sub` with when they expire, the version they were loaded at,
+/// and when that version was last checked.
+#[derive(Debug, Default)]
+struct MirrorList {
+    sid: HashMap<String, (u64, Instant)>,
+    sub: HashMap<String, (u64, Instant)>,
+    version: String,
+    checked: Option<Instant>,
+}
+
+impl MirrorList {
+    /// Adds a logout, keeping the later time. Entries are only ever added or expire, so a
+    /// union of what was seen is always current up to what was not seen yet.
+    fn add(&mut self, key: &LogoutKey, at: u64, expires: Instant) {
+        let (map, name) = match key {
+            LogoutKey::Sid(s) => (&mut self.sid, s),
+            LogoutKey::Sub(s) => (&mut self.sub, s),
+        };
+        let now = Instant::now();
+        match map.get_mut(name) {
+            Some(e) if e.1 > now && e.0 > at => {}
+            Some(e) => *e = (at, expires),
+            None => {
+                map.insert(name.clone(), (at, expires));
+            }
+        }
+    }
+
+    fn latest(&self, key: &LogoutKey, now: Instant) -> Option<u64> {
+        let e = match key {
+            LogoutKey::Sid(s) => self.sid.get(s),
+            LogoutKey::Sub(s) => self.sub.get(s),
+        };
+        e.filter(|(_, exp)| *exp > now).map(|(at, _)| *at)
+    }
+
+    fn latest_of(&self, sid: &str, sub: Option<&str>, now: Instant) -> Option<u64> {
+        let live = |e: Option<&(u64, Instant)>| e.filter(|(_, exp)| *exp > now).map(|(at, _)| *at);
+        live(self.sid.get(sid)).max(sub.and_then(|s| live(self.sub.get(s))))
+    }
+
+    fn is_current(&self, refresh: Duration, now: Instant) -> bool {
+        self.checked.is_some_and(|t| now.duration_since(t) < refresh)
+    }
 }
 
 impl fmt::Debug for RedisBackend {
@@ -413,11 +557,79 @@ impl RedisBackend {
     }
 
     fn logout_key(&self, key: &LogoutKey) -> String {
-        match key {
-            LogoutKey::Sid(sid) => format!("{}lo:sid:{sid}", self.prefix),
-            LogoutKey::Sub(sub) => format!("{}lo:sub:{sub}", self.prefix),
-        }
+        format!("{}lo:{}", self.prefix, logout_member(key))
     }
+
+    /// Brings the logout-list copy up to date when it was last checked more than its refresh
+    /// interval ago: one script that returns the list only when its version changed.
+    async fn refresh_mirror(&self, mirror: &Mirror) -> Result<(), StoreError> {
+        let known = {
+            let list = mirror.list.read().unwrap_or_else(PoisonError::into_inner);
+            if list.is_current(mirror.refresh, Instant::now()) {
+                return Ok(());
+            }
+            list.version.clone()
+        };
+        let mut conn = self.conn.clone();
+        let mut call = LOAD_LOGOUTS_SCRIPT.prepare_invoke();
+        call.key(format!("{}lo:ver", self.prefix))
+            .key(format!("{}lo:all", self.prefix))
+            .arg(epoch_ms())
+            .arg(&self.prefix)
+            .arg(&known);
+        let started = Instant::now();
+        let out = self
+            .run("logout list reload", async move {
+                call.invoke_async::<Vec<String>>(&mut conn).await
+            })
+            .await?;
+        let mut list = mirror.list.write().unwrap_or_else(PoisonError::into_inner);
+        let mut it = out.into_iter();
+        let version = it.next().unwrap_or_default();
+        let rest: Vec<String> = it.collect();
+        for entry in rest.chunks_exact(3) {
+            let key = match entry[0].split_once(':') {
+                Some(("sid", v)) => LogoutKey::Sid(v.to_owned()),
+                Some(("sub", v)) => LogoutKey::Sub(v.to_owned()),
+                _ => continue,
+            };
+            let (Ok(at), Ok(left)) = (entry[1].parse::<u64>(), entry[2].parse::<u64>()) else {
+                continue;
+            };
+            list.add(&key, at, started + Duration::from_millis(left));
+        }
+        if version != list.version {
+            let now = Instant::now();
+            list.sid.retain(|_, (_, exp)| *exp > now);
+            list.sub.retain(|_, (_, exp)| *exp > now);
+        }
+        list.version = version;
+        list.checked = Some(started);
+        Ok(())
+    }
+}
+
+/// The member naming `key` in the logout index, and the tail of its logout key.
+fn logout_member(key: &LogoutKey) -> String {
+    match key {
+        LogoutKey::Sid(sid) => format!("sid:{sid}"),
+        LogoutKey::Sub(sub) => format!("sub:{sub}"),
+    }
+}
+
+/// A value no other call (of any process, with overwhelming probability) returns.
+fn unique() -> u64 {
+    use std::hash::BuildHasher as _;
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::hash::RandomState::new().hash_one((n, std::process::id()))
+}
+
+/// Milliseconds since the Unix epoch.
+fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[async_trait]
@@ -451,6 +663,30 @@ impl SessionBackend for RedisBackend {
             .await
     }
 
+    async fn update(
+        &self,
+        id: &str,
+        value: &[u8],
+        keys: &SessionKeys,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut call = UPDATE_SCRIPT.prepare_invoke();
+        call.key(self.session_key(id))
+            .key(self.index_key(&LogoutKey::Sid(keys.sid.clone())))
+            .key(self.index_key(&LogoutKey::Sub(keys.sub.clone())))
+            .arg(value)
+            .arg(ttl_ms(ttl))
+            .arg(id)
+            .arg(&keys.sid)
+            .arg(&keys.sub)
+            .arg(&self.prefix);
+        let written = self
+            .run("update", async move { call.invoke_async::<i64>(&mut conn).await })
+            .await?;
+        Ok(written == 1)
+    }
+
     async fn delete(&self, id: &str) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let mut call = DELETE_SCRIPT.prepare_invoke();
@@ -479,19 +715,51 @@ impl SessionBackend for RedisBackend {
 
     async fn record_logout(&self, key: &LogoutKey, at: u64, ttl: Duration) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
+        let ms = ttl_ms(ttl);
+        let now = epoch_ms();
+        let version = format!("{now}-{:016x}", unique());
         let mut call = RECORD_LOGOUT_SCRIPT.prepare_invoke();
         call.key(self.logout_key(key))
+            .key(format!("{}lo:ver", self.prefix))
+            .key(format!("{}lo:all", self.prefix))
             .arg(at.to_string())
-            .arg(ttl_ms(ttl));
+            .arg(ms)
+            .arg(logout_member(key))
+            .arg(now.saturating_add(ms))
+            .arg(now)
+            .arg(version);
+        let started = Instant::now();
         self.run("record_logout", async move {
             call.invoke_async::<()>(&mut conn).await
         })
-        .await
+        .await?;
+        if let Some(mirror) = &self.mirror {
+            mirror.list.write().unwrap_or_else(PoisonError::into_inner).add(
+                key,
+                at,
+                started + Duration::from_millis(ms),
+            );
+        }
+        Ok(())
+    }
+
+    fn logout_time_at_hand(&self, sid: &str, sub: Option<&str>) -> Option<Option<u64>> {
+        let mirror = self.mirror.as_ref()?;
+        let list = mirror.list.read().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        list.is_current(mirror.refresh, now)
+            .then(|| list.latest_of(sid, sub, now))
     }
 
     async fn logout_time(&self, keys: &[LogoutKey]) -> Result<Option<u64>, StoreError> {
         if keys.is_empty() {
             return Ok(None);
+        }
+        if let Some(mirror) = &self.mirror {
+            self.refresh_mirror(mirror).await?;
+            let list = mirror.list.read().unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            return Ok(keys.iter().filter_map(|k| list.latest(k, now)).max());
         }
         let mut conn = self.conn.clone();
         let names: Vec<String> = keys.iter().map(|k| self.logout_key(k)).collect();
@@ -533,6 +801,15 @@ impl SessionBackend for RedisBackend {
             })
             .await?;
         Ok(stored.is_some())
+    }
+
+    async fn forget_once(&self, key: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let name = format!("{}once:{key}", self.prefix);
+        self.run("forget_once", async move {
+            redis::cmd("DEL").arg(&name).query_async::<()>(&mut conn).await
+        })
+        .await
     }
 }
 

@@ -156,8 +156,9 @@ fn main() {
         let sealed = session_cookie(&s, now).await.unwrap_or_else(|e| fail(&e));
         let (cookie, chunks, sealed) = (sealed.header, sealed.chunks, sealed.sealed_len);
 
-        let protected =
-            protected_app(&format!("http://127.0.0.1:{p_protected}")).unwrap_or_else(|e| fail(&e));
+        let protected = protected_app(&format!("http://127.0.0.1:{p_protected}"))
+            .await
+            .unwrap_or_else(|e| fail(&e));
         let urls = [
             serve("bare", base, bare_app()).await,
             serve("cookie", p_cookie, cookie_app()).await,

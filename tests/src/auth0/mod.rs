@@ -465,6 +465,26 @@ impl Auth0Emulator {
         self.shared.lock().fail_next_my_account = Some((status, problem));
     }
 
+    /// Test knob (a misbehaving provider): from now on, link and unlink authorizations issue
+    /// their code for `sub` instead of the user named by `id_token_hint`; `None` restores the
+    /// normal behaviour.
+    pub fn answer_account_flows_as(&self, sub: Option<&str>) {
+        self.shared.lock().account_flow_sub = sub.map(str::to_owned);
+    }
+
+    /// Test knob (a misbehaving provider): from now on, access and ID tokens (code exchange
+    /// and refresh) carry the claims of `organization` instead of the requested one; `None`
+    /// restores the normal behaviour.
+    pub fn issue_organization(&self, organization: Option<&str>) {
+        self.shared.lock().token_organization = organization.map(str::to_owned);
+    }
+
+    /// Test knob: with `true`, `/oauth/par` refuses every request with `400 invalid_request`
+    /// while discovery keeps advertising it, like an Auth0 tenant where PAR is not enabled.
+    pub fn disable_par(&self, disabled: bool) {
+        self.shared.lock().par_disabled = disabled;
+    }
+
     /// Revokes every refresh token of `sub` (they answer `invalid_grant` from now on).
     pub fn revoke_refresh_tokens(&self, sub: &str) {
         for grant in self.shared.lock().refresh_tokens.values_mut() {

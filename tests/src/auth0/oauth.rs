@@ -166,6 +166,12 @@ pub(crate) fn par(
     rec: &mut RecordedRequest,
 ) -> Result<Answer, Refusal> {
     const WHAT: &str = "/oauth/par";
+    if st.par_disabled {
+        return Err(Refusal::invalid_request(format!(
+            "{WHAT}: Pushed Authorization Requests are not enabled for this tenant \
+             (test knob `disable_par`)"
+        )));
+    }
     let form = req.form_params(WHAT)?;
     let client_id = authenticate_client(sh, req, &form, WHAT)?;
     rec.client_id = Some(client_id.clone());
@@ -427,7 +433,9 @@ fn check_authorization_details(raw: &str, what: &str) -> Result<Value, Refusal> 
 fn grant_code(st: &mut State, request: AuthzRequest) -> Answer {
     let (sub, sid) = match &request.hint {
         Some(hint) if request.mode != Mode::Login => (
-            hint["sub"].as_str().unwrap_or_default().to_owned(),
+            st.account_flow_sub
+                .clone()
+                .unwrap_or_else(|| hint["sub"].as_str().unwrap_or_default().to_owned()),
             hint["sid"]
                 .as_str()
                 .map_or_else(|| random_token(16), str::to_owned),
@@ -435,9 +443,16 @@ fn grant_code(st: &mut State, request: AuthzRequest) -> Answer {
         _ => (st.current_sub.clone(), random_token(16)),
     };
     if let Mode::Unlink { connection } = &request.mode {
+        // The identity is unlinked from the hinted user, even when the code is then issued
+        // for another one (`account_flow_sub`).
+        let owner = request
+            .hint
+            .as_ref()
+            .and_then(|h| h["sub"].as_str())
+            .map_or_else(|| sub.clone(), str::to_owned);
         let linked = st
             .linked
-            .get(&sub)
+            .get(&owner)
             .is_some_and(|ids| ids.iter().any(|(c, _)| c == connection));
         if !linked {
             let description = format!("{sub} has no linked {connection} identity to unlink");
@@ -931,7 +946,7 @@ fn issue_tokens(sh: &Shared, st: &State, issue: &Issue<'_>) -> Value {
     let audience = issue
         .audience
         .map_or_else(|| sh.userinfo_audience(), str::to_owned);
-    let org = organization_claims(issue.organization);
+    let org = organization_claims(st.token_organization.as_deref().or(issue.organization));
     let mut at = json!({
         "iss": sh.issuer,
         "sub": issue.sub,

@@ -101,6 +101,14 @@ pub(crate) struct State {
     /// Connected accounts by `sub`, oldest first.
     pub(crate) accounts: HashMap<String, Vec<Value>>,
     pub(crate) fail_next_my_account: Option<(u16, Value)>,
+    /// Test knob: link/unlink codes are issued for this `sub` instead of the `id_token_hint`'s
+    /// (a misbehaving or hostile provider switching identities).
+    pub(crate) account_flow_sub: Option<String>,
+    /// Test knob: tokens carry this organization instead of the requested one.
+    pub(crate) token_organization: Option<String>,
+    /// Test knob: `/oauth/par` refuses every request (a tenant without PAR enabled still
+    /// advertising the endpoint).
+    pub(crate) par_disabled: bool,
     pub(crate) requests: Vec<RecordedRequest>,
     /// Counter for unique ids.
     pub(crate) seq: u64,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::refresh::{Outcome, Refreshed, outcome_key};
 use crate::client::ServerClient;
 use crate::cookies::CookieJar;
-use crate::error::{Error, IdTokenError, Result};
+use crate::error::{Error, Result};
 use crate::secret::SecretString;
 use crate::session::{DEFAULT_AUDIENCE, SessionData, TokenSet, user_claims};
 use crate::time::now;
@@ -45,7 +45,9 @@ impl AccessTokenOptions {
         self
     }
 
-    /// Refresh even if the held token is still valid.
+    /// Refresh even if the held token is still valid: the token endpoint is always asked for
+    /// a new token (neither the session's token nor an earlier refresh's result is reused;
+    /// concurrent forced calls for one refresh token still share a single request).
     pub fn force_refresh(mut self, force: bool) -> Self {
         self.force_refresh = force;
         self
@@ -158,6 +160,7 @@ impl ServerClient {
                 &refresh_token,
                 &audience,
                 scope,
+                options.force_refresh,
                 jar,
             )
             .await?;
@@ -165,15 +168,18 @@ impl ServerClient {
     }
 
     /// Refreshes through the per-token coordinator (see `flows/refresh.rs`) and applies the
-    /// outcome to this caller's session.
+    /// outcome to this caller's session. With `force`, only an outcome obtained after this call
+    /// started is reused.
     async fn refresh(
         &self,
         session: &mut SessionData,
         refresh_token: &SecretString,
         audience: &str,
         scope: Option<&str>,
+        force: bool,
         jar: &mut dyn CookieJar,
     ) -> Result<TokenSet> {
+        let started = std::time::Instant::now();
         let deadline = now().saturating_add(self.inner.config.token_refresh_leeway.as_secs());
         let key = outcome_key(audience, scope);
         let mut token = refresh_token.clone();
@@ -184,7 +190,11 @@ impl ServerClient {
             let mut guard = state.lock().await;
             let usable = match guard.outcomes.get(&key) {
                 Some(Outcome::Expired) => Some(Outcome::Expired),
-                Some(Outcome::Refreshed(r)) if r.expires_at > deadline => Some(Outcome::Refreshed(r.clone())),
+                Some(Outcome::Refreshed(r))
+                    if r.expires_at > deadline && (!force || r.obtained >= started) =>
+                {
+                    Some(Outcome::Refreshed(r.clone()))
+                }
                 _ => None,
             };
             if let Some(o) = usable {
@@ -223,7 +233,8 @@ impl ServerClient {
         if let Some((id_token, claims)) = &refreshed.id_token {
             // OIDC Core 12.2: a refreshed ID token is about the same user.
             if claims.get("sub") != session.user.get("sub") {
-                return Err(IdTokenError::MissingClaim("sub").into());
+                tracing::warn!("refreshed ID token is about another user; session left unchanged");
+                return Err(Error::IdentityMismatch);
             }
             session.user = user_claims(claims.clone());
             session.id_token = Some(id_token.clone());
@@ -287,6 +298,7 @@ impl ServerClient {
                 .clone()
                 .unwrap_or_else(|| refresh_token.clone()),
             id_token,
+            obtained: std::time::Instant::now(),
         })))
     }
 }

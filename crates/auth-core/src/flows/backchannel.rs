@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::client::ServerClient;
+use crate::discovery::RefetchSource;
 use crate::error::{Error, LogoutTokenError, Result};
 use crate::id_token::{Claims, SignatureCheck, verified};
 use crate::store::LogoutKey;
@@ -50,9 +51,11 @@ impl ServerClient {
         let meta = self.metadata().await?;
         let check = SignatureCheck {
             allowed_algs: &meta.id_token_signing_alg_values_supported,
-            client_secret: c.client_auth.client_secret(),
+            client_secret: c.symmetric_token_key(),
         };
-        let (header, claims) = match verified(&self.inner.discovery, logout_token, &check).await {
+        // Own refetch slot: anyone can post here, so junk must not spend a login's refetch.
+        let source = RefetchSource::LogoutToken;
+        let (header, claims) = match verified(&self.inner.discovery, logout_token, &check, source).await {
             Ok(v) => v,
             Err(Error::IdToken(e)) => return Err(reject(LogoutTokenError::Jws(e))),
             Err(e) => return Err(e),
@@ -66,29 +69,54 @@ impl ServerClient {
             now(),
         )?;
 
-        // Only a fully valid token may consume its jti.
-        let replay_key = format!("bcl:{}:{jti}", meta.issuer);
-        if !c.backend.remember_once(&replay_key, ttl).await? {
-            return Err(reject(LogoutTokenError::Replayed));
-        }
-
         let key = match (&sid, &sub) {
             (Some(sid), _) => LogoutKey::Sid(sid.clone()),
             (None, Some(sub)) => LogoutKey::Sub(sub.clone()),
             (None, None) => return Err(reject(LogoutTokenError::MissingSidAndSub)),
         };
-        let deleted = self.end_sessions(&key).await?;
-        if deleted.is_none() {
-            // Cookie sessions cannot be reached: remember the logout for as long as any
-            // session it covers could live.
-            c.backend.record_logout(&key, now(), c.lifetimes.absolute).await?;
+        // Only a fully valid token may consume its jti, and only a logout that took effect
+        // keeps it consumed: when ending the sessions fails (the provider gets a 503 and
+        // retries), the jti is forgotten so the retry is not refused as a replay.
+        let replay_key = format!("bcl:{}:{jti}", meta.issuer);
+        if !c.backend.remember_once(&replay_key, ttl).await? {
+            return Err(reject(LogoutTokenError::Replayed));
         }
+        let deleted = match self.apply_logout(&key).await {
+            Ok(deleted) => deleted,
+            Err(e) => {
+                if let Err(forget) = c.backend.forget_once(&replay_key).await {
+                    tracing::warn!(
+                        error = %forget,
+                        "back-channel logout failed and its jti could not be released; \
+                         the provider's retry will be refused as a replay"
+                    );
+                }
+                return Err(e);
+            }
+        };
         tracing::info!(by_sid = sid.is_some(), deleted = ?deleted, "back-channel logout");
         Ok(BackchannelLogout {
             sid,
             sub,
             sessions_deleted: deleted,
         })
+    }
+}
+
+impl ServerClient {
+    /// Ends the sessions `key` names: deletes stored ones, or (cookie sessions, which cannot
+    /// be reached) records the logout, in milliseconds, for as long as any session it covers
+    /// could live. A session created after this point, even within the same second, is not
+    /// affected.
+    async fn apply_logout(&self, key: &LogoutKey) -> Result<Option<usize>> {
+        let c = &self.inner.config;
+        let deleted = self.end_sessions(key).await?;
+        if deleted.is_none() {
+            c.backend
+                .record_logout(key, crate::client::now_ms(), c.lifetimes.absolute)
+                .await?;
+        }
+        Ok(deleted)
     }
 }
 

@@ -12,9 +12,46 @@ const MAX_CALLBACK_LEN: usize = 16 * 1024;
 /// Build it from the callback URL ([`CallbackParams::from_url`]), its query string, or a
 /// `response_mode=form_post` body ([`CallbackParams::from_form`]). Repeated parameters are
 /// refused (RFC 6749 §3.1).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// `Debug` shows every parameter name but only the values of a few harmless ones (`state`,
+/// `error`, …): the authorization `code` and anything else (tokens such as `id_token` or
+/// `logout_token`, unknown parameters) print as `[redacted]`, so logging a callback never leaks
+/// a credential.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct CallbackParams {
     params: Vec<(String, String)>,
+}
+
+/// Parameters whose values [`CallbackParams`]'s `Debug` shows; every other value is redacted.
+const SHOWN_IN_DEBUG: &[&str] = &[
+    "state",
+    "error",
+    "error_description",
+    "error_uri",
+    "iss",
+    "scope",
+    "response_mode",
+];
+
+impl std::fmt::Debug for CallbackParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        /// One value: shown, or `[redacted]`.
+        struct Value<'a>(&'a str, bool);
+        impl std::fmt::Debug for Value<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                if self.1 {
+                    std::fmt::Debug::fmt(self.0, f)
+                } else {
+                    f.write_str("[redacted]")
+                }
+            }
+        }
+        let mut map = f.debug_map();
+        for (name, value) in &self.params {
+            map.entry(name, &Value(value, SHOWN_IN_DEBUG.contains(&name.as_str())));
+        }
+        map.finish()
+    }
 }
 
 impl CallbackParams {
@@ -100,5 +137,27 @@ mod tests {
         assert_eq!(p.get("state"), Some("y"));
         // Non-UTF-8 is replaced, never a panic.
         assert!(CallbackParams::from_form(b"code=%FF%FE&state=y").is_ok());
+    }
+
+    #[test]
+    fn debug_redacts_the_code_and_tokens() {
+        let p = CallbackParams::from_form(
+            b"code=SECRET-CODE-1&state=st-123&id_token=SECRET.ID.TOKEN&logout_token=SECRET-LT\
+              &access_token=SECRET-AT&unknown=SECRET-X&error=access_denied&iss=https%3A%2F%2Fidp%2F",
+        )
+        .unwrap();
+        for debug in [format!("{p:?}"), format!("{p:#?}")] {
+            assert!(!debug.contains("SECRET"), "{debug}");
+            for name in ["code", "id_token", "logout_token", "access_token", "unknown"] {
+                assert!(debug.contains(&format!("\"{name}\"")), "{name} listed: {debug}");
+            }
+            assert!(debug.contains("[redacted]"), "{debug}");
+            assert!(
+                debug.contains("st-123") && debug.contains("access_denied"),
+                "{debug}"
+            );
+            assert!(debug.contains("https://idp/"), "{debug}");
+        }
+        assert_eq!(format!("{:?}", CallbackParams::default()), "{}");
     }
 }

@@ -201,6 +201,41 @@ impl ServerClient {
         Ok(format!("{}/me/", issuer.origin().ascii_serialization()))
     }
 
+    /// The logged-in user's `sub`.
+    async fn session_sub(&self, jar: &mut dyn CookieJar) -> Result<String> {
+        let session = self.load_session(jar).await?.ok_or(Error::NotAuthenticated)?;
+        session
+            .user
+            .get("sub")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or(Error::NotAuthenticated)
+    }
+
+    /// The My Account API's `connect_uri`, where the browser is sent: https only; plain http
+    /// only on loopback when the issuer itself is plain http on loopback (local emulators).
+    fn checked_connect_uri(&self, connect_uri: &str) -> Result<Url> {
+        let refused = |reason: &str| Error::InvalidResponse {
+            endpoint: "my_account_connect",
+            reason: reason.into(),
+        };
+        let url = Url::parse(connect_uri).map_err(|_| refused("connect_uri is not a URL"))?;
+        let http_ok = || {
+            Url::parse(&self.inner.config.issuer)
+                .is_ok_and(|i| i.scheme() == "http" && crate::config::is_loopback(&i))
+                && crate::config::is_loopback(&url)
+        };
+        match url.scheme() {
+            "https" if url.host().is_some() => {}
+            "http" if http_ok() => {}
+            _ => return Err(refused("connect_uri must be an https URL")),
+        }
+        if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+            return Err(refused("connect_uri must not carry credentials or a fragment"));
+        }
+        Ok(url)
+    }
+
     async fn my_account_token(&self, scope: &str, jar: &mut dyn CookieJar) -> Result<SecretString> {
         let t = self
             .get_access_token(
@@ -218,7 +253,8 @@ impl ServerClient {
     ///
     /// # Errors
     /// [`Error::NotAuthenticated`], [`Error::MissingRefreshToken`], [`Error::MyAccount`] with the
-    /// API's problem details, transport errors.
+    /// API's problem details, transport errors; [`Error::InvalidResponse`] when the API's
+    /// `connect_uri` is not https (plain http only on loopback with a loopback http issuer).
     pub async fn start_connect_account(
         &self,
         mut options: ConnectAccountOptions,
@@ -244,6 +280,7 @@ impl ServerClient {
             ));
         }
         super::login::check_app_state(&mut options.app_state)?;
+        let session_sub = self.session_sub(jar).await?;
         let token = self.my_account_token(CREATE, jar).await?;
         let state = CsrfToken::new_random_len(32).secret().clone();
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -280,13 +317,7 @@ impl ServerClient {
                 endpoint: "my_account_connect",
                 reason: "missing auth_session, connect_uri or ticket".into(),
             })?;
-        let mut target = Url::parse(&started.connect_uri)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "https" | "http"))
-            .ok_or_else(|| Error::InvalidResponse {
-                endpoint: "my_account_connect",
-                reason: "connect_uri is not a URL".into(),
-            })?;
+        let mut target = self.checked_connect_uri(&started.connect_uri)?;
         target
             .query_pairs_mut()
             .append_pair("ticket", &started.connect_params.ticket);
@@ -302,6 +333,7 @@ impl ServerClient {
             max_age: None,
             organization: None,
             auth_session: Some(started.auth_session),
+            session_sub: Some(session_sub),
             created_at: now(),
         };
         self.inner.transactions.set(&tx, jar).await?;
@@ -312,7 +344,8 @@ impl ServerClient {
     ///
     /// # Errors
     /// [`Error::MissingTransaction`], [`Error::InvalidCallback`] (including a login callback
-    /// sent here), [`Error::MyAccount`], transport errors.
+    /// sent here), [`Error::IdentityMismatch`] when the session is not the one that started the
+    /// connect, [`Error::MyAccount`], transport errors.
     pub async fn complete_connect_account(
         &self,
         callback_url: &str,
@@ -345,6 +378,14 @@ impl ServerClient {
         jar: &mut dyn CookieJar,
     ) -> Result<ConnectResult> {
         params.provider_error()?;
+        // Only the user who started the connect may complete it: never attach an account to
+        // (or with the tokens of) another user's session.
+        if let Some(started_by) = &tx.session_sub
+            && self.session_sub(jar).await? != *started_by
+        {
+            tracing::warn!("connect completed in another user's session; refused");
+            return Err(Error::IdentityMismatch);
+        }
         let connect_code = params
             .get("connect_code")
             .filter(|c| !c.is_empty())
@@ -403,13 +444,11 @@ impl ServerClient {
     /// Deletes one connected account by id.
     ///
     /// # Errors
-    /// As [`ServerClient::start_connect_account`].
+    /// [`Error::InvalidParameter`] for an id that is empty, `.`, `..`, or contains `/`, `\`,
+    /// `%`, whitespace or control characters (checked before any request); otherwise as
+    /// [`ServerClient::start_connect_account`].
     pub async fn delete_connected_account(&self, id: &str, jar: &mut dyn CookieJar) -> Result<()> {
-        if id.is_empty() || id.len() > 256 {
-            return Err(Error::InvalidParameter(
-                "connected account id is empty or too long".into(),
-            ));
-        }
+        check_account_id(id)?;
         let token = self.my_account_token(DELETE, jar).await?;
         let mut url = self.my_account_url("connected-accounts/accounts")?;
         url.path_segments_mut()
@@ -447,6 +486,25 @@ impl ServerClient {
     }
 }
 
+/// A connected account id becomes a URL path segment: refuse anything that could name another
+/// path (`.`, `..`, separators) or is not a plausible id.
+fn check_account_id(id: &str) -> Result<()> {
+    let bad = id.is_empty()
+        || id.len() > 256
+        || id == "."
+        || id == ".."
+        || id
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c == '%' || c.is_control() || c.is_whitespace());
+    if bad {
+        return Err(Error::InvalidParameter(
+            "connected account id must be an id such as `cac_…` (not empty, `.`, `..`, or containing `/`)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 fn paging(url: &mut Url, options: &ListOptions, with_connection: bool) {
     let mut q = url.query_pairs_mut();
     if with_connection && let Some(c) = &options.connection {
@@ -461,5 +519,73 @@ fn paging(url: &mut Url, options: &ListOptions, with_connection: bool) {
     drop(q);
     if url.query() == Some("") {
         url.set_query(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ClientAuth;
+
+    fn client(issuer: &str) -> ServerClient {
+        ServerClient::builder()
+            .issuer(issuer)
+            .client_id("c")
+            .client_auth(ClientAuth::none())
+            .secret("0123456789abcdef0123456789abcdef")
+            .app_base_url("https://app.example.com")
+            .build()
+            .expect("valid test config")
+    }
+
+    #[test]
+    fn connect_uri_must_be_https_unless_everything_is_loopback() {
+        let https_issuer = client("https://tenant.example.com/");
+        let loopback_issuer = client("http://127.0.0.1:4000/");
+        let ok = |c: &ServerClient, u: &str| c.checked_connect_uri(u).is_ok();
+        assert!(ok(&https_issuer, "https://tenant.example.com/connect"));
+        assert!(ok(&loopback_issuer, "https://tenant.example.com/connect"));
+        assert!(ok(&loopback_issuer, "http://127.0.0.1:4000/connect"));
+        assert!(ok(&loopback_issuer, "http://localhost:4000/connect"));
+        for bad in [
+            "http://tenant.example.com/connect",
+            "http://127.0.0.1:4000/connect",
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "ftp://tenant.example.com/",
+            "https://user:pw@tenant.example.com/",
+            "https://tenant.example.com/#frag",
+            "not a url",
+        ] {
+            let e = https_issuer.checked_connect_uri(bad).unwrap_err();
+            assert_eq!(e.code(), "invalid_response", "{bad}");
+        }
+        // With a loopback http issuer, http is still refused off loopback.
+        assert!(!ok(&loopback_issuer, "http://evil.example/connect"));
+    }
+
+    #[test]
+    fn account_ids_that_name_another_path_are_refused() {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "/",
+            "a\\b",
+            "%2e%2e",
+            "a b",
+            "a\nb",
+            &"x".repeat(257),
+        ] {
+            assert_eq!(
+                check_account_id(bad).unwrap_err().code(),
+                "invalid_parameter",
+                "{bad:?}"
+            );
+        }
+        for good in ["cac_abc123", "cac_AbC-1.2_x", "..a", "a.."] {
+            assert!(check_account_id(good).is_ok(), "{good}");
+        }
     }
 }

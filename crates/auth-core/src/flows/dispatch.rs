@@ -45,6 +45,12 @@ impl ServerClient {
     /// login/link/unlink ones; a mismatch is [`CallbackError::WrongFlow`]. The transaction is
     /// deleted in every case.
     ///
+    /// Identity never switches inside a session: a login always writes a fresh session (a new
+    /// server-side id, none of the previous session's tokens), whoever was logged in before;
+    /// a link, unlink or connect completion about another user than the session that started
+    /// it, or than the current session, is refused with [`Error::IdentityMismatch`] and the
+    /// session is left as it was.
+    ///
     /// # Errors
     /// As the individual `complete_*` methods.
     pub async fn complete_callback(

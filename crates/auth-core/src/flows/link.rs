@@ -109,9 +109,18 @@ fn check_connection(connection: &str) -> Result<()> {
 impl ServerClient {
     /// Starts linking another identity to the logged-in user; returns the URL to redirect to.
     ///
+    /// The authorize request carries the session's ID token as `id_token_hint`; when the
+    /// provider has a PAR endpoint it is pushed (RFC 9126) even if PAR is not enabled on this
+    /// client, so the URL returned holds only `client_id` and `request_uri`. Only when the
+    /// provider answers the push with an OAuth error and PAR is neither enabled here nor
+    /// required by the provider (PAR not enabled at the tenant) does the request go in the URL.
+    /// Pinned parameters apply as for logins.
+    ///
     /// # Errors
     /// [`Error::NotAuthenticated`] without a session holding an ID token;
-    /// [`Error::InvalidParameter`] for a bad connection or reserved parameter.
+    /// [`Error::InvalidParameter`] for a bad connection, reserved or pinned parameter;
+    /// [`crate::ConfigError::ParNotSupported`] when PAR is enabled or required but the provider
+    /// has no PAR endpoint.
     pub async fn start_link_user(&self, options: LinkOptions, jar: &mut dyn CookieJar) -> Result<Url> {
         check_connection(&options.connection)?;
         if options
@@ -170,7 +179,13 @@ impl ServerClient {
         super::login::check_app_state(&mut app_state)?;
         let session = self.load_session(jar).await?.ok_or(Error::NotAuthenticated)?;
         let id_token = session.id_token.clone().ok_or(Error::NotAuthenticated)?;
-        let mut merged = c.authorization_params.merged_with(&params);
+        let session_sub = session
+            .user
+            .get("sub")
+            .and_then(Value::as_str)
+            .ok_or(Error::NotAuthenticated)?
+            .to_owned();
+        let mut merged = c.authorization_params.merged_pinned(&params, &c.pinned_params)?;
         let redirect_uri = merged
             .remove("redirect_uri")
             .ok_or(crate::error::ConfigError::Missing("redirect_uri"))?;
@@ -193,25 +208,51 @@ impl ServerClient {
         let nonce = CsrfToken::new_random_len(32).secret().clone();
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let meta = self.metadata().await?;
-        let mut url = meta.authorization_endpoint.clone();
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("response_type", "code")
-                .append_pair("client_id", &c.client_id)
-                .append_pair("redirect_uri", &redirect_uri)
-                .append_pair("scope", &scope)
-                .append_pair("state", &state)
-                .append_pair("nonce", &nonce)
-                .append_pair("code_challenge", challenge.as_str())
-                .append_pair("code_challenge_method", "S256");
-            for (k, v) in &extra {
-                q.append_pair(k, v);
+        let mut query: Vec<(String, String)> = vec![
+            ("response_type".into(), "code".into()),
+            ("client_id".into(), c.client_id.clone()),
+            ("redirect_uri".into(), redirect_uri.clone()),
+            ("scope".into(), scope.clone()),
+            ("state".into(), state.clone()),
+            ("nonce".into(), nonce.clone()),
+            ("code_challenge".into(), challenge.as_str().to_owned()),
+            ("code_challenge_method".into(), "S256".into()),
+        ];
+        query.extend(extra);
+        query.push(("id_token_hint".into(), id_token.expose().to_owned()));
+        query.extend(merged.iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
+        // The request carries the session's ID token: whenever the provider offers PAR, push
+        // it so the token never appears in the browser's URL (history, logs, Referer).
+        let par_wanted = c.pushed_authorization_requests || meta.require_pushed_authorization_requests;
+        let front_channel = |query: &[(String, String)]| {
+            let mut url = meta.authorization_endpoint.clone();
+            url.query_pairs_mut().extend_pairs(query);
+            url
+        };
+        let url = if meta.pushed_authorization_request_endpoint.is_some() {
+            match self.push_authorization_request(&meta, query.clone()).await {
+                Ok(url) => url,
+                // Advertised but refused for this client (an Auth0 tenant where PAR is not
+                // enabled lists the endpoint all the same): PAR is not available, so the
+                // request goes in the URL as the provider requires. Never when the app enabled
+                // PAR or the provider requires it.
+                Err(Error::Endpoint {
+                    endpoint: "pushed_authorization_request",
+                    error,
+                }) if !par_wanted => {
+                    tracing::info!(
+                        error = %error.error,
+                        "the provider refused a pushed link/unlink request; sending it in the URL"
+                    );
+                    front_channel(&query)
+                }
+                Err(e) => return Err(e),
             }
-            q.append_pair("id_token_hint", id_token.expose());
-            for (k, v) in merged.iter() {
-                q.append_pair(k, v);
-            }
-        }
+        } else if par_wanted {
+            return Err(crate::error::ConfigError::ParNotSupported.into());
+        } else {
+            front_channel(&query)
+        };
         let tx = Transaction {
             kind,
             state,
@@ -222,8 +263,9 @@ impl ServerClient {
             scope,
             app_state,
             max_age: None,
-            organization: None,
+            organization: merged.get("organization").map(str::to_owned),
             auth_session: None,
+            session_sub: Some(session_sub),
             created_at: now(),
         };
         self.inner.transactions.set(&tx, jar).await?;
@@ -233,7 +275,9 @@ impl ServerClient {
     /// Completes a link from the callback URL; the session is updated with the new tokens.
     ///
     /// # Errors
-    /// As [`ServerClient::complete_interactive_login`]; a callback of another flow is refused.
+    /// As [`ServerClient::complete_interactive_login`]; a callback of another flow is refused;
+    /// [`Error::IdentityMismatch`] (session unchanged) when the ID token's `sub` is not the
+    /// `sub` of the session that started the link, or of the current session.
     pub async fn complete_link_user(
         &self,
         callback_url: &str,
@@ -278,8 +322,18 @@ impl ServerClient {
         jar: &mut dyn CookieJar,
     ) -> Result<LinkResult> {
         let (tokens, id_token, claims) = self.exchange_code(tx, params).await?;
+        let token_sub = claims.get("sub").and_then(Value::as_str);
+        // The flow must end with the user who started it: never switch the session's identity.
+        if tx.session_sub.is_some() && tx.session_sub.as_deref() != token_sub {
+            tracing::warn!(kind = ?tx.kind, "account flow completed for another user; refused");
+            return Err(Error::IdentityMismatch);
+        }
         match self.load_session(jar).await? {
             Some(shared) => {
+                if shared.user.get("sub").and_then(Value::as_str) != token_sub {
+                    tracing::warn!(kind = ?tx.kind, "account flow completed in another user's session; refused");
+                    return Err(Error::IdentityMismatch);
+                }
                 let mut session = std::sync::Arc::unwrap_or_clone(shared);
                 session.user = user_claims(claims.clone());
                 session.id_token = Some(SecretString::new(id_token));

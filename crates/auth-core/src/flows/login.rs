@@ -112,7 +112,9 @@ impl LoginOptions {
         Self::default()
     }
 
-    /// Parameters for this login only; each overrides the global value of the same name.
+    /// Parameters for this login only; each overrides the global value of the same name,
+    /// except pinned names (see [`crate::ServerClientBuilder::pin_authorization_param`]), for
+    /// which a different value is refused.
     pub fn authorization_params(mut self, params: AuthorizationParams) -> Self {
         self.authorization_params = params;
         self
@@ -155,12 +157,21 @@ struct ParResponse {
 }
 
 impl ServerClient {
+    /// Whether the authorization parameter `name` is pinned: the configured value (or its
+    /// absence) always wins over per-call values (see
+    /// [`crate::ServerClientBuilder::pin_authorization_param`]). HTTP integrations use this to
+    /// never forward a pinned name from request input.
+    #[must_use]
+    pub fn is_pinned_authorization_param(&self, name: &str) -> bool {
+        self.inner.config.pinned_params.contains(name)
+    }
+
     /// Starts an interactive login: stores a transaction (state, nonce, PKCE verifier,
     /// redirect URI, app state) and returns the URL to redirect the browser to.
     ///
     /// # Errors
-    /// - [`Error::InvalidParameter`] for reserved or malformed per-call parameters, or an
-    ///   oversized `app_state`;
+    /// - [`Error::InvalidParameter`] for reserved or malformed per-call parameters, a per-call
+    ///   value for a pinned parameter, or an oversized `app_state`;
     /// - [`Error::Config`] when PAR is asked for but the provider has no PAR endpoint;
     /// - transport, discovery and PAR endpoint errors.
     pub async fn start_interactive_login(
@@ -170,10 +181,23 @@ impl ServerClient {
     ) -> Result<Url> {
         let c = &self.inner.config;
         options.authorization_params.validate()?;
-        let mut params = c.authorization_params.merged_with(&options.authorization_params);
+        let mut params = c
+            .authorization_params
+            .merged_pinned(&options.authorization_params, &c.pinned_params)?;
         let redirect_uri = checked_redirect_uri(params.remove("redirect_uri"))?;
         let scope = normalize_scope(params.remove("scope").as_deref());
         check_app_state(&mut options.app_state)?;
+        if params.get("response_mode") == Some("form_post") && !c.cookies.secure {
+            // The transaction cookie would be `SameSite=Lax` and never reach the provider's
+            // cross-site POST: say so now instead of failing the callback.
+            return Err(ConfigError::Invalid {
+                name: "response_mode",
+                reason: "form_post needs Secure cookies (serve the app over https, or http only on \
+                         localhost), or configure response_mode=form_post on the client"
+                    .into(),
+            }
+            .into());
+        }
 
         let meta = self.metadata().await?;
         let use_par = options
@@ -220,6 +244,7 @@ impl ServerClient {
             max_age: params.get("max_age").and_then(|m| m.parse().ok()),
             organization: params.get("organization").map(str::to_owned),
             auth_session: None,
+            session_sub: None,
             created_at: now(),
         };
         self.inner.transactions.set(&tx, jar).await?;
@@ -228,7 +253,7 @@ impl ServerClient {
     }
 
     /// RFC 9126: pushes the parameters and returns `{authorization_endpoint}?client_id&request_uri`.
-    async fn push_authorization_request(
+    pub(crate) async fn push_authorization_request(
         &self,
         meta: &ProviderMetadata,
         mut form: Vec<(String, String)>,
@@ -369,7 +394,8 @@ impl ServerClient {
     }
 
     /// Validates an ID token from the token endpoint; `tx` carries nonce, max_age and
-    /// organization for tokens from an authorization code.
+    /// organization for tokens from an authorization code. A configured organization is
+    /// checked on every ID token (login, link, unlink, refresh), whatever the transaction says.
     pub(crate) async fn validate_id_token(
         &self,
         meta: &ProviderMetadata,
@@ -382,11 +408,14 @@ impl ServerClient {
             client_id: &c.client_id,
             nonce: tx.map(|t| t.nonce.as_str()),
             max_age: tx.and_then(|t| t.max_age),
-            organization: tx.and_then(|t| t.organization.as_deref()),
+            organization: c
+                .authorization_params
+                .get("organization")
+                .or_else(|| tx.and_then(|t| t.organization.as_deref())),
             leeway: c.clock_leeway.as_secs(),
             now: now(),
             allowed_algs: &meta.id_token_signing_alg_values_supported,
-            client_secret: c.client_auth.client_secret(),
+            client_secret: c.symmetric_token_key(),
         };
         id_token::validate(&self.inner.discovery, token, &expected).await
     }
@@ -545,6 +574,7 @@ mod tests {
             max_age: None,
             organization: None,
             auth_session: None,
+            session_sub: None,
             created_at: 1,
         };
         let json = serde_json::to_vec(&tx).unwrap();

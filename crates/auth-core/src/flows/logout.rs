@@ -4,7 +4,11 @@ use url::Url;
 
 use crate::client::ServerClient;
 use crate::cookies::CookieJar;
+use crate::discovery::ProviderMetadata;
 use crate::error::{ConfigError, Error, Result};
+use crate::secret::SecretString;
+use crate::session::SessionData;
+use crate::store::LogoutKey;
 
 /// Options for [`ServerClient::logout`].
 #[derive(Debug, Clone, Default)]
@@ -39,6 +43,11 @@ impl ServerClient {
     /// # Errors
     /// [`Error::InvalidParameter`] for a relative `return_to`; store errors. When discovery
     /// fails the local logout still happens and the return URL is returned.
+    ///
+    /// A cookie session's `sid` also goes on the logout list, so a copy of the cookie no
+    /// longer opens; and when the provider advertises a `revocation_endpoint` the session's
+    /// refresh token is revoked there (RFC 7009). Failures of either are logged, never
+    /// returned: the local logout always happens.
     pub async fn logout(&self, options: LogoutOptions, jar: &mut dyn CookieJar) -> Result<Url> {
         let return_to = match options.return_to {
             Some(r) => Some(
@@ -51,14 +60,19 @@ impl ServerClient {
             ),
             None => self.inner.config.app_base_url.clone(),
         };
+        let c = &self.inner.config;
         let session = self.inner.sessions.get(jar).await.ok().flatten();
         self.inner.sessions.delete(jar).await?;
         self.inner.transactions.delete_all(jar).await?;
+        if !c.server_side_sessions
+            && let Some(s) = &session
+        {
+            self.end_cookie_copies(s).await;
+        }
         tracing::debug!(had_session = session.is_some(), "local session ended");
 
-        let c = &self.inner.config;
-        let end_session = match self.metadata().await {
-            Ok(meta) => meta.end_session_endpoint.clone(),
+        let meta = match self.metadata().await {
+            Ok(meta) => Some(meta),
             Err(e) => {
                 tracing::warn!(
                     code = e.code(),
@@ -67,6 +81,10 @@ impl ServerClient {
                 None
             }
         };
+        if let (Some(meta), Some(rt)) = (&meta, session.as_ref().and_then(|s| s.refresh_token.as_ref())) {
+            self.revoke_refresh_token(meta, rt).await;
+        }
+        let end_session = meta.and_then(|m| m.end_session_endpoint.clone());
         if let Some(mut url) = end_session {
             {
                 let mut q = url.query_pairs_mut();
@@ -97,5 +115,73 @@ impl ServerClient {
         }
         return_to
             .ok_or_else(|| ConfigError::Missing("logout return_to or app_base_url (APP_BASE_URL)").into())
+    }
+}
+
+impl ServerClient {
+    /// Puts a cookie session's `sid` on the logout list: the browser's cookie is deleted, but
+    /// a copy of it (or the opened-session cache) must not open it any more either.
+    async fn end_cookie_copies(&self, session: &SessionData) {
+        let c = &self.inner.config;
+        let sid = session.sid();
+        if sid.is_empty() {
+            return;
+        }
+        // Milliseconds: a new login after this one, even within the same second, is unaffected.
+        let key = LogoutKey::Sid(sid.to_owned());
+        if let Err(e) = c
+            .backend
+            .record_logout(&key, crate::client::now_ms(), c.lifetimes.absolute)
+            .await
+        {
+            tracing::warn!(
+                error = %e,
+                "logout: could not put the session on the logout list; copies of its cookie \
+                 stay valid until they expire"
+            );
+        }
+    }
+
+    /// Revokes `refresh_token` at the provider's revocation endpoint (RFC 7009), with the
+    /// client authentication of the token endpoint. Best effort: failures are logged.
+    async fn revoke_refresh_token(&self, meta: &ProviderMetadata, refresh_token: &SecretString) {
+        let Some(endpoint) = &meta.revocation_endpoint else {
+            return;
+        };
+        let c = &self.inner.config;
+        let mut form = vec![
+            ("token".to_owned(), refresh_token.expose().to_owned()),
+            ("token_type_hint".to_owned(), "refresh_token".to_owned()),
+        ];
+        let auth = match c.client_auth.apply(&c.client_id, &meta.issuer, &mut form) {
+            Ok(auth) => auth,
+            Err(e) => {
+                tracing::warn!(
+                    code = e.code(),
+                    "logout: cannot authenticate the revocation request"
+                );
+                return;
+            }
+        };
+        let Ok(body) = serde_urlencoded::to_string(&form) else {
+            return;
+        };
+        let mut req = self
+            .inner
+            .http
+            .post(endpoint.clone())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(a) = auth.as_deref() {
+            req = req.header("authorization", a);
+        }
+        match crate::http::send(req, endpoint).await {
+            Ok(r) if r.status == 200 => tracing::debug!("logout: refresh token revoked"),
+            Ok(r) => tracing::warn!(
+                status = r.status,
+                "logout: the provider refused to revoke the refresh token"
+            ),
+            Err(e) => tracing::warn!(code = e.code(), "logout: revoking the refresh token failed"),
+        }
     }
 }

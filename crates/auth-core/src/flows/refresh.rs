@@ -44,6 +44,9 @@ pub(crate) struct Refreshed {
     pub(crate) refresh_token: SecretString,
     /// A verified new ID token and its claims.
     pub(crate) id_token: Option<(SecretString, Map<String, Value>)>,
+    /// When the token endpoint answered: a forced refresh reuses only outcomes obtained after
+    /// it started (so concurrent forced callers still share one request).
+    pub(crate) obtained: Instant,
 }
 
 #[derive(Default)]

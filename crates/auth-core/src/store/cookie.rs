@@ -29,9 +29,10 @@
 //!   old secret is still the same bytes that opened under this store's secrets.
 //! - **Policy stays per request.** The cache sits below [`crate::ServerClient`]: expiry
 //!   (absolute and inactivity), the back-channel logout list and the rolling touch are checked
-//!   on the returned document on every request, hit or miss. Logout deletes the cookie; an
-//!   entry left behind is reachable only with those exact bytes, which would open to the same
-//!   document without the cache too, and it ages out.
+//!   on the returned document on every request, hit or miss. Logout deletes the cookie and
+//!   puts the session's `sid` on the logout list; an entry left behind is reachable only with
+//!   those exact bytes (a copy of the cookie), which the logout list then refuses, cache hit or
+//!   not, and it ages out.
 //! - **Bounded.** At most [`SESSION_CACHE_CAPACITY`] entries, replaced by the CLOCK
 //!   (second-chance) policy; values over [`MAX_CACHED_COOKIE_LEN`] bytes are never cached, so
 //!   the cache holds at most a few tens of MiB even when full of maximal sessions.
@@ -348,7 +349,15 @@ impl StateStore for CookieStateStore {
     }
 }
 
+/// Transaction cookies looked at per request beyond the logins allowed in flight.
+const EXTRA_TRANSACTIONS_LOOKED_AT: usize = 4;
+
 /// One sealed cookie per flow in flight, named `{prefix}{state}`.
+///
+/// The cookies are `SameSite=None` whenever they are `Secure` (so a `response_mode=form_post`
+/// callback, a cross-site POST, carries them), `SameSite=Lax` otherwise. However many such
+/// cookies a request carries, a login opens and removes at most `max_transactions` + 4 of
+/// them, and a logout removes at most that many.
 #[derive(Debug, Clone)]
 pub struct CookieTransactionStore {
     sealer: Arc<Sealer>,
@@ -366,8 +375,18 @@ impl CookieTransactionStore {
         max_age: Duration,
         max_count: usize,
     ) -> Self {
+        // A `response_mode=form_post` callback is a cross-site POST, which carries only
+        // `SameSite=None` cookies; browsers accept those only when `Secure`. So transaction
+        // cookies are `SameSite=None` whenever they are `Secure` (the state in the callback,
+        // checked against the sealed transaction, is what ties the callback to this browser).
+        let same_site = if attributes.secure {
+            cookie::SameSite::None
+        } else {
+            attributes.same_site
+        };
         let attributes = CookieAttributes {
             max_age: Some(max_age),
+            same_site,
             ..attributes
         };
         Self {
@@ -383,6 +402,20 @@ impl CookieTransactionStore {
         format!("_a0_tx:{state}")
     }
 
+    /// Transaction cookies opened or removed at most per request: every login in flight
+    /// (`max_count`) and a few more (unreadable or planted ones), however many the request
+    /// carries, so a hostile Cookie header cannot make a login open (decrypt) hundreds.
+    fn look_limit(&self) -> usize {
+        self.max_count.saturating_add(EXTRA_TRANSACTIONS_LOOKED_AT)
+    }
+
+    /// Names of the visible transaction cookies, in the jar's order (one pass over the names).
+    fn transaction_names(&self, jar: &dyn CookieJar) -> Vec<String> {
+        let mut names = jar.names();
+        names.retain(|n| n.starts_with(&self.prefix));
+        names
+    }
+
     fn open(&self, state: &str, jar: &dyn CookieJar) -> Option<Transaction> {
         let sealed = jar.get(&format!("{}{state}", self.prefix))?;
         let plain = self.sealer.open(&Self::salt(state), &sealed)?;
@@ -395,24 +428,44 @@ impl CookieTransactionStore {
 #[async_trait]
 impl TransactionStore for CookieTransactionStore {
     async fn set(&self, tx: &Transaction, jar: &mut dyn CookieJar) -> Result<()> {
-        // Keep at most `max_count` logins in flight: drop unreadable ones, then the oldest.
-        let mut existing: Vec<(u64, String)> = jar
-            .names()
-            .into_iter()
-            .filter_map(|name| {
-                let state = name.strip_prefix(&self.prefix)?.to_owned();
-                let age = if is_valid_state(&state) {
-                    self.open(&state, &*jar).map_or(0, |t| t.created_at)
-                } else {
-                    0
+        // Keep at most `max_count` logins in flight: drop the oldest readable ones beyond
+        // that, and unreadable ones, opening and removing a bounded number of cookies
+        // whatever the request carries.
+        let existing = self.transaction_names(&*jar);
+        let keep = self.max_count.saturating_sub(1);
+        if existing.len() > keep {
+            // Browsers send older cookies of the same path first: the newest are last. Only
+            // those are opened for their age; older ones count as unreadable.
+            let opened_from = existing.len().saturating_sub(self.look_limit());
+            let mut readable: Vec<(u64, usize)> = Vec::new();
+            let mut unreadable: Vec<usize> = Vec::new();
+            for (position, name) in existing.iter().enumerate() {
+                let opened = match name.strip_prefix(&self.prefix) {
+                    Some(state) if position >= opened_from && is_valid_state(state) => {
+                        self.open(state, &*jar)
+                    }
+                    _ => None,
                 };
-                Some((age, name))
-            })
-            .collect();
-        existing.sort();
-        let excess = (existing.len() + 1).saturating_sub(self.max_count);
-        for (_, name) in existing.into_iter().take(excess) {
-            jar.remove(&name, &self.attributes);
+                match opened {
+                    Some(t) => readable.push((t.created_at, position)),
+                    None => unreadable.push(position),
+                }
+            }
+            // Newest first; the ones past `keep` go, then the unreadable ones, oldest first.
+            readable.sort_unstable_by(|a, b| b.cmp(a));
+            let excess = existing.len() - keep;
+            let doomed: Vec<usize> = readable
+                .iter()
+                .skip(keep)
+                .map(|&(_, position)| position)
+                .chain(unreadable)
+                .take(excess.min(self.look_limit()))
+                .collect();
+            for position in doomed {
+                if let Some(name) = existing.get(position) {
+                    jar.remove(name, &self.attributes);
+                }
+            }
         }
         let json = serde_json::to_vec(tx)
             .map_err(|e| crate::error::StoreError::with_source("serializing the transaction", e))?;
@@ -438,10 +491,12 @@ impl TransactionStore for CookieTransactionStore {
     }
 
     async fn delete_all(&self, jar: &mut dyn CookieJar) -> Result<()> {
-        for name in jar.names() {
-            if name.starts_with(&self.prefix) {
-                jar.remove(&name, &self.attributes);
-            }
+        // The newest ones (last in the header), at most `look_limit` per request: every real
+        // login in flight, and a bounded response whatever else the request carries.
+        let names = self.transaction_names(&*jar);
+        let from = names.len().saturating_sub(self.look_limit());
+        for name in &names[from..] {
+            jar.remove(name, &self.attributes);
         }
         Ok(())
     }
@@ -476,6 +531,7 @@ mod tests {
             max_age: None,
             organization: None,
             auth_session: None,
+            session_sub: None,
             created_at,
         }
     }
@@ -548,6 +604,169 @@ mod tests {
         let attrs = &jar.response_cookies()[0].attributes;
         assert_eq!(attrs.max_age, Some(Duration::from_secs(600)));
         assert!(attrs.http_only);
+    }
+
+    /// A jar that counts the reads of transaction cookies (each one a decryption attempt).
+    struct CountingJar {
+        inner: MemoryCookieJar,
+        tx_reads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl CookieJar for CountingJar {
+        fn get(&self, name: &str) -> Option<String> {
+            if name.starts_with("_a0_tx_") {
+                self.tx_reads.fetch_add(1, Ordering::Relaxed);
+            }
+            self.inner.get(name)
+        }
+        fn names(&self) -> Vec<String> {
+            self.inner.names()
+        }
+        fn set(&mut self, name: &str, value: &str, attributes: &CookieAttributes) {
+            self.inner.set(name, value, attributes);
+        }
+        fn remove(&mut self, name: &str, attributes: &CookieAttributes) {
+            self.inner.remove(name, attributes);
+        }
+    }
+
+    /// `n` planted transaction cookies with well-formed sealed values that do not open here,
+    /// named so that they sort (and so are sent) before the `state(i)` ones.
+    fn planted(n: usize) -> Vec<(String, String)> {
+        let other = sealer(&["another-secret-0123456789abcdef-0123"]);
+        (0..n)
+            .map(|i| {
+                let state = format!("planted-{i:04}-abcdefghijkl");
+                let value = other.seal(&CookieTransactionStore::salt(&state), b"{}");
+                (format!("_a0_tx_{state}"), value)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn hostile_transaction_cookies_cost_a_bounded_number_of_opens_and_removals() {
+        let store = tx_store(3);
+        let limit = store.look_limit();
+        // Two real logins in flight (sent last, as the newest), after 300 planted cookies.
+        let mut real = MemoryCookieJar::default();
+        for i in 1..=2 {
+            store
+                .set(&tx(&state(i), now() - 10 + i as u64), &mut real)
+                .await
+                .unwrap();
+        }
+        let mut cookies = planted(300);
+        cookies.extend(
+            real.next_request()
+                .names()
+                .into_iter()
+                .map(|n| (n.clone(), real.get(&n).unwrap())),
+        );
+        let mut jar = CountingJar {
+            inner: MemoryCookieJar::from_request_cookies(cookies),
+            tx_reads: std::sync::atomic::AtomicUsize::new(0),
+        };
+        store.set(&tx(&state(3), now()), &mut jar).await.unwrap();
+        let reads = jar.tx_reads.load(Ordering::Relaxed);
+        assert!(
+            reads <= limit,
+            "{reads} transaction cookies opened (at most {limit})"
+        );
+        let removed: Vec<String> = jar
+            .inner
+            .response_cookies()
+            .into_iter()
+            .filter(|c| c.removed)
+            .map(|c| c.name)
+            .collect();
+        assert!(
+            !removed.is_empty() && removed.len() <= limit,
+            "{} removed",
+            removed.len()
+        );
+        assert!(removed.iter().all(|n| n.contains("planted")), "{removed:?}");
+        // The real logins and the new one are all still readable.
+        let mut next = jar.inner.next_request();
+        for i in 1..=3 {
+            assert!(store.get(&state(i), &mut next).await.unwrap().is_some(), "{i}");
+        }
+
+        // Over the limit with readable ones: the oldest readable goes even among hundreds.
+        let mut jar = next;
+        store.set(&tx(&state(4), now() + 1), &mut jar).await.unwrap();
+        let mut next = jar.next_request();
+        assert!(
+            store.get(&state(1), &mut next).await.unwrap().is_none(),
+            "oldest dropped"
+        );
+        for i in 2..=4 {
+            assert!(store.get(&state(i), &mut next).await.unwrap().is_some(), "{i}");
+        }
+
+        // Logout removes a bounded number too, the newest (real) ones included.
+        let mut jar = next;
+        store.delete_all(&mut jar).await.unwrap();
+        let removed: Vec<String> = jar
+            .response_cookies()
+            .into_iter()
+            .filter(|c| c.removed)
+            .map(|c| c.name)
+            .collect();
+        assert!(removed.len() <= limit, "{} removed", removed.len());
+        for i in 2..=4 {
+            assert!(removed.contains(&format!("_a0_tx_{}", state(i))), "{removed:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn no_transaction_cookie_is_opened_below_the_limit() {
+        let store = tx_store(5);
+        let mut real = MemoryCookieJar::default();
+        for i in 1..=3 {
+            store.set(&tx(&state(i), now()), &mut real).await.unwrap();
+        }
+        let next = real.next_request();
+        let mut jar = CountingJar {
+            inner: next,
+            tx_reads: std::sync::atomic::AtomicUsize::new(0),
+        };
+        store.set(&tx(&state(4), now()), &mut jar).await.unwrap();
+        assert_eq!(jar.tx_reads.load(Ordering::Relaxed), 0);
+        assert!(jar.inner.response_cookies().iter().all(|c| !c.removed));
+    }
+
+    #[tokio::test]
+    async fn secure_transaction_cookies_are_same_site_none_for_form_post() {
+        let secure = CookieTransactionStore::new(
+            sealer(&[SECRET]),
+            "_a0_tx_".into(),
+            CookieAttributes {
+                secure: true,
+                ..CookieAttributes::default()
+            },
+            Duration::from_secs(600),
+            5,
+        );
+        let mut jar = MemoryCookieJar::default();
+        secure.set(&tx(&state(1), now()), &mut jar).await.unwrap();
+        let written = &jar.response_cookies()[0];
+        assert_eq!(written.attributes.same_site, cookie::SameSite::None);
+        assert!(written.attributes.secure);
+        let header = written
+            .attributes
+            .to_cookie(&written.name, &written.value)
+            .to_string();
+        assert!(
+            header.contains("SameSite=None") && header.contains("Secure"),
+            "{header}"
+        );
+        // Without Secure (plain http), browsers would drop SameSite=None: Lax as before.
+        let mut jar = MemoryCookieJar::default();
+        tx_store(5).set(&tx(&state(1), now()), &mut jar).await.unwrap();
+        assert_eq!(
+            jar.response_cookies()[0].attributes.same_site,
+            cookie::SameSite::Lax
+        );
     }
 
     fn session(size: usize) -> SessionData {

@@ -1,7 +1,7 @@
 //! [`MemoryBackend`]: the embedded default backend, for one process.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -20,15 +20,34 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
     inner: Mutex<Inner>,
+    /// The logout list, apart from the sessions so that the per-request lookup
+    /// ([`SessionBackend::logout_time_at_hand`]) only takes a shared read lock.
+    logouts: RwLock<LogoutList>,
     /// Set on the first recorded logout; lets session reads skip the logout-list lookup.
     any_logout: std::sync::atomic::AtomicBool,
+}
+
+/// Logout times by `sid` and by `sub`, each with when it is forgotten.
+#[derive(Debug, Default)]
+struct LogoutList {
+    sid: HashMap<String, (u64, Instant)>,
+    sub: HashMap<String, (u64, Instant)>,
+    last_sweep: Option<Instant>,
+}
+
+impl LogoutList {
+    fn latest(&self, sid: &str, sub: Option<&str>, now: Instant) -> Option<u64> {
+        let live = |e: Option<&(u64, Instant)>| e.filter(|(_, exp)| *exp > now).map(|(at, _)| *at);
+        let by_sid = live(self.sid.get(sid));
+        let by_sub = sub.and_then(|s| live(self.sub.get(s)));
+        by_sid.max(by_sub)
+    }
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     sessions: HashMap<String, Entry>,
     by_key: HashMap<LogoutKey, HashSet<String>>,
-    logouts: HashMap<LogoutKey, (u64, Instant)>,
     once: HashMap<String, Instant>,
     last_sweep: Option<Instant>,
 }
@@ -78,8 +97,25 @@ impl Inner {
             ids.retain(|id| sessions.contains_key(id));
             !ids.is_empty()
         });
-        self.logouts.retain(|_, (_, exp)| *exp > now);
         self.once.retain(|_, exp| *exp > now);
+    }
+
+    /// Stores `value` under `id` (replacing any record), indexed by `keys`.
+    fn put(&mut self, id: &str, value: &[u8], keys: &SessionKeys, expires: Instant) {
+        if let Some(old) = self.sessions.remove(id) {
+            self.unindex(id, &old.keys);
+        }
+        for k in [LogoutKey::Sid(keys.sid.clone()), LogoutKey::Sub(keys.sub.clone())] {
+            self.by_key.entry(k).or_default().insert(id.to_owned());
+        }
+        self.sessions.insert(
+            id.to_owned(),
+            Entry {
+                value: value.to_vec(),
+                keys: keys.clone(),
+                expires,
+            },
+        );
     }
 
     fn unindex(&mut self, id: &str, keys: &SessionKeys) {
@@ -108,21 +144,25 @@ impl SessionBackend for MemoryBackend {
         let now = Instant::now();
         let mut g = self.lock()?;
         g.sweep(now);
-        if let Some(old) = g.sessions.remove(id) {
-            g.unindex(id, &old.keys);
-        }
-        for k in [LogoutKey::Sid(keys.sid.clone()), LogoutKey::Sub(keys.sub.clone())] {
-            g.by_key.entry(k).or_default().insert(id.to_owned());
-        }
-        g.sessions.insert(
-            id.to_owned(),
-            Entry {
-                value: value.to_vec(),
-                keys: keys.clone(),
-                expires: now + ttl,
-            },
-        );
+        g.put(id, value, keys, now + ttl);
         Ok(())
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        value: &[u8],
+        keys: &SessionKeys,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut g = self.lock()?;
+        // Checked and written under one lock: a delete cannot slip in between.
+        if g.sessions.get(id).is_none_or(|e| e.expires <= now) {
+            return Ok(false);
+        }
+        g.put(id, value, keys, now + ttl);
+        Ok(true)
     }
 
     async fn delete(&self, id: &str) -> Result<(), StoreError> {
@@ -155,25 +195,46 @@ impl SessionBackend for MemoryBackend {
 
     async fn record_logout(&self, key: &LogoutKey, at: u64, ttl: Duration) -> Result<(), StoreError> {
         let now = Instant::now();
-        let mut g = self.lock()?;
-        g.sweep(now);
-        self.any_logout.store(true, std::sync::atomic::Ordering::Release);
-        let entry = g.logouts.entry(key.clone()).or_insert((at, now + ttl));
-        if at >= entry.0 {
+        // Readers never panic while holding the lock, so a poisoned list is still consistent.
+        let mut list = self.logouts.write().unwrap_or_else(PoisonError::into_inner);
+        if list
+            .last_sweep
+            .is_none_or(|t| now.duration_since(t) >= SWEEP_EVERY)
+        {
+            list.last_sweep = Some(now);
+            list.sid.retain(|_, (_, exp)| *exp > now);
+            list.sub.retain(|_, (_, exp)| *exp > now);
+        }
+        let (map, name) = match key {
+            LogoutKey::Sid(s) => (&mut list.sid, s),
+            LogoutKey::Sub(s) => (&mut list.sub, s),
+        };
+        let entry = map.entry(name.clone()).or_insert((at, now + ttl));
+        if at >= entry.0 || entry.1 <= now {
             *entry = (at, now + ttl);
         }
+        self.any_logout.store(true, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
     async fn logout_time(&self, keys: &[LogoutKey]) -> Result<Option<u64>, StoreError> {
         let now = Instant::now();
-        let g = self.lock()?;
+        let list = self.logouts.read().unwrap_or_else(PoisonError::into_inner);
         Ok(keys
             .iter()
-            .filter_map(|k| g.logouts.get(k))
-            .filter(|(_, exp)| *exp > now)
-            .map(|(at, _)| *at)
+            .filter_map(|k| match k {
+                LogoutKey::Sid(s) => list.latest(s, None, now),
+                LogoutKey::Sub(s) => list.sub.get(s).filter(|(_, exp)| *exp > now).map(|(at, _)| *at),
+            })
             .max())
+    }
+
+    fn logout_time_at_hand(&self, sid: &str, sub: Option<&str>) -> Option<Option<u64>> {
+        if !self.may_have_logouts() {
+            return Some(None);
+        }
+        let list = self.logouts.read().unwrap_or_else(PoisonError::into_inner);
+        Some(list.latest(sid, sub, Instant::now()))
     }
 
     async fn remember_once(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
@@ -187,5 +248,10 @@ impl SessionBackend for MemoryBackend {
                 Ok(true)
             }
         }
+    }
+
+    async fn forget_once(&self, key: &str) -> Result<(), StoreError> {
+        self.lock()?.once.remove(key);
+        Ok(())
     }
 }

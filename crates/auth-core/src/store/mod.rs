@@ -40,7 +40,10 @@ pub struct WriteOptions {
     /// When the session ends (seconds since the epoch): cookie `Max-Age` and backend TTL.
     pub expires_at: u64,
     /// A new login: stateful stores issue a fresh session id (and drop the old record), so a
-    /// session id planted before login is never promoted (session fixation).
+    /// session id planted before login is never promoted (session fixation). Only such a
+    /// write creates a stored session; any other write updates the stored session only while
+    /// it still exists, and fails with [`crate::Error::SessionExpired`] when it was deleted
+    /// meanwhile (a deleted session is never written back).
     pub new_session: bool,
 }
 
@@ -73,6 +76,10 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
         None
     }
     /// Writes the session.
+    ///
+    /// # Errors
+    /// [`crate::Error::SessionExpired`] when a stateful store's session was deleted since it
+    /// was read (the update is refused, see [`WriteOptions::new_session`]); store errors.
     async fn set(&self, session: &SessionData, options: WriteOptions, jar: &mut dyn CookieJar) -> Result<()>;
     /// Ends the session.
     async fn delete(&self, jar: &mut dyn CookieJar) -> Result<()>;

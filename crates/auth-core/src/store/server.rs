@@ -11,7 +11,7 @@ use super::backend::{LogoutKey, SessionBackend, SessionKeys};
 use super::cookie::until;
 use super::{StateStore, WriteOptions};
 use crate::cookies::{CookieAttributes, CookieJar, read_chunked, remove_chunked, write_chunked};
-use crate::error::{Result, StoreError};
+use crate::error::{Error, Result, StoreError};
 use crate::seal::Sealer;
 use crate::session::SessionData;
 use crate::time::now;
@@ -24,7 +24,13 @@ struct Pointer {
 /// Server-side sessions: a sealed `{ "id": … }` in the session cookie, the (sealed) session
 /// document in the backend under that id, indexed by `sid` and `sub` for back-channel logout.
 ///
-/// Deleting the record ends the session everywhere, even for copies of the cookie.
+/// Deleting the record ends the session everywhere, even for copies of the cookie, and for
+/// good: only a login creates a record; every other write (refresh, rolling touch, token cache,
+/// link) updates the record only while it still exists ([`SessionBackend::update`]), so a
+/// request that read the session before a logout cannot write it back.
+///
+/// Each stored document is sealed with a key bound to its session id (the seal salt is
+/// `{name}:data:{id}`): a record copied under another id does not open.
 #[derive(Debug, Clone)]
 pub struct ServerSideStateStore {
     backend: Arc<dyn SessionBackend>,
@@ -44,10 +50,7 @@ impl ServerSideStateStore {
         name: &str,
         attributes: CookieAttributes,
     ) -> Self {
-        let sealer = Arc::new(Sealer::with_pinned_salts(
-            secrets,
-            &[name, &format!("{name}:data")],
-        ));
+        let sealer = Arc::new(Sealer::with_pinned_salts(secrets, &[name]));
         Self::with_sealer(backend, sealer, name.to_owned(), attributes)
     }
 
@@ -73,6 +76,11 @@ impl ServerSideStateStore {
         let p: Pointer = serde_json::from_slice(&plain).ok()?;
         (p.id.len() == 43).then_some(p.id)
     }
+
+    /// The seal salt of the document stored under `id`: binds the record to its id.
+    fn record_salt(&self, id: &str) -> String {
+        format!("{}:{id}", self.data_salt)
+    }
 }
 
 #[async_trait]
@@ -86,28 +94,37 @@ impl StateStore for ServerSideStateStore {
         };
         let Some(plain) = self
             .sealer
-            .open(&self.data_salt, &String::from_utf8_lossy(&stored))
+            .open(&self.record_salt(&id), &String::from_utf8_lossy(&stored))
         else {
-            tracing::warn!("stored session did not open (secret rotated away?); treating as logged out");
+            tracing::warn!(
+                "stored session did not open (secret rotated away, or a record copied under \
+                 another id?); treating as logged out"
+            );
             return Ok(None);
         };
         Ok(serde_json::from_slice(&plain).ok())
     }
 
+    /// Writes the session. A login (`new_session`, or no session id yet) creates a record
+    /// under a fresh id; any other write updates the existing record only if it still exists.
+    ///
+    /// # Errors
+    /// [`Error::SessionExpired`] when the record to update is gone (logged out, ended by a
+    /// back-channel logout, or expired): nothing is written and the session cookie is removed.
     async fn set(&self, session: &SessionData, options: WriteOptions, jar: &mut dyn CookieJar) -> Result<()> {
         let existing = self.current_id(&*jar);
-        let id = match existing {
-            Some(id) if !options.new_session => id,
+        let (id, create) = match existing {
+            Some(id) if !options.new_session => (id, false),
             old => {
                 if let Some(old) = old {
                     self.backend.delete(&old).await?;
                 }
-                oauth2::CsrfToken::new_random_len(32).secret().clone()
+                (oauth2::CsrfToken::new_random_len(32).secret().clone(), true)
             }
         };
         let json =
             serde_json::to_vec(session).map_err(|e| StoreError::with_source("serializing the session", e))?;
-        let sealed = self.sealer.seal(&self.data_salt, &json);
+        let sealed = self.sealer.seal(&self.record_salt(&id), &json);
         let keys = SessionKeys {
             sid: session.internal.sid.clone(),
             sub: session
@@ -120,7 +137,14 @@ impl StateStore for ServerSideStateStore {
         let ttl = Duration::from_secs(options.expires_at.saturating_sub(now()).max(1));
         // Backend first: if it fails, the browser keeps its previous cookie and nothing points
         // at a missing record.
-        self.backend.set(&id, sealed.as_bytes(), &keys, ttl).await?;
+        if create {
+            self.backend.set(&id, sealed.as_bytes(), &keys, ttl).await?;
+        } else if !self.backend.update(&id, sealed.as_bytes(), &keys, ttl).await? {
+            // Deleted since this request read it: never write it back.
+            tracing::debug!("session record gone before an update; not recreating it");
+            remove_chunked(jar, &self.name, &self.attributes);
+            return Err(Error::SessionExpired);
+        }
         let pointer = serde_json::to_vec(&Pointer { id })
             .map_err(|e| StoreError::with_source("serializing the session id", e))?;
         write_chunked(
