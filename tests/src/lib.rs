@@ -17,6 +17,7 @@
 pub mod app;
 pub mod auth0;
 pub mod browser;
+pub mod emu_app;
 pub mod idp;
 pub mod redis;
 
