@@ -122,6 +122,27 @@ impl EmuApp {
         panic!("no way back to the app from {start}");
     }
 
+    /// For flows driven through the core with a jar of their own: follow the emulator's
+    /// redirects from `start` with a client that keeps no cookies, until one leaves the
+    /// emulator; that URL (the callback) is returned.
+    pub async fn through_emulator_without_cookies(&self, start: &str) -> Url {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .unwrap();
+        let mut next = Url::parse(start).unwrap();
+        for _ in 0..5 {
+            let r = http.get(next.clone()).send().await.unwrap();
+            let target = next.join(&location(&r)).unwrap();
+            if !target.as_str().starts_with(&self.emu.issuer()) {
+                return target;
+            }
+            next = target;
+        }
+        panic!("no way out of the emulator from {start}");
+    }
+
     /// GET `path` on the app as a browser (`Accept: text/html`), expecting a redirect to the
     /// emulator; returns that URL.
     ///

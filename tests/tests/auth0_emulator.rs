@@ -215,7 +215,7 @@ async fn connect_account(emu: &Auth0Emulator, token: &str, connection: &str) -> 
         .append_pair("ticket", started["connect_params"]["ticket"].as_str().unwrap());
     let resp = http().get(connect).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::FOUND);
-    let cb = query(&location(&resp));
+    let cb = query(location(&resp));
     let (status, account, _) = post_json(
         &my_account(emu, "/complete"),
         token,
@@ -1294,7 +1294,7 @@ async fn my_account_refusals() {
         .send()
         .await
         .unwrap();
-    let cb = query(&location(&resp));
+    let cb = query(location(&resp));
     let complete = |patch: Value| {
         let mut body = json!({
             "auth_session": started["auth_session"],

@@ -5,126 +5,32 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use auth_axum::{AuthOptions, AuthState, Session};
+use auth_axum::{AuthOptions, Session};
 use auth_core::{AuthorizationParams, ClientAuth, ServerClient, ServerClientBuilder};
-use auth_tests::auth0::{Auth0Emulator, EMU_CLIENT_ID, EMU_CLIENT_SECRET, EmulatorOptions};
+use auth_tests::auth0::{EMU_CLIENT_ID, EMU_CLIENT_SECRET, EmulatorOptions};
+use auth_tests::emu_app::{EmuApp, jwt_claims, query};
 use auth_tests::location;
 use axum::Router;
 use axum::extract::Path;
 use axum::response::IntoResponse;
 use axum::routing::delete;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use url::Url;
 
-struct EmuApp {
-    emu: Auth0Emulator,
-    base: String,
-    http: reqwest::Client,
-    _server: tokio::task::JoinHandle<()>,
+/// The example app plus one test route for deleting a connected account.
+async fn start() -> EmuApp {
+    start_with(|b| b, EmulatorOptions::default()).await
 }
 
-impl EmuApp {
-    async fn start() -> Self {
-        Self::start_with(|b| b, EmulatorOptions::default()).await
-    }
-
-    async fn start_with(
-        tweak: impl FnOnce(ServerClientBuilder) -> ServerClientBuilder,
-        mut opts: EmulatorOptions,
-    ) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        opts.redirect_uris.push(format!("{base}/auth/callback"));
-        opts.post_logout_redirect_uris.push(format!("{base}/"));
-        let emu = Auth0Emulator::start_with(opts).await;
-        let builder = ServerClient::builder()
-            .domain(emu.domain())
-            .client_id(EMU_CLIENT_ID)
-            .client_auth(ClientAuth::secret(EMU_CLIENT_SECRET))
-            .secret("emu-app-cookie-secret-0123456789abcdef012")
-            .app_base_url(&base)
-            .authorization_params(AuthorizationParams::new().scope("openid profile email offline_access"));
-        let client = tweak(builder).build().unwrap();
-        let auth = AuthState::new(client, AuthOptions::new()).unwrap();
-        // The example app plus one test route for deleting a connected account.
-        let extra = Router::new().route("/test/accounts/{id}", delete(delete_account));
-        let app = auth_examples::connected_accounts::app(&auth).merge(extra.layer(auth.layer()));
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        let http = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .unwrap();
-        Self {
-            emu,
-            base,
-            http,
-            _server: server,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// GET `url` (absolute) and follow redirects until one points back at the app, which is
-    /// returned (not followed).
-    async fn through_emulator(&self, start: &str) -> Url {
-        let mut next = Url::parse(start).unwrap();
-        for _ in 0..5 {
-            let r = self.http.get(next.clone()).send().await.unwrap();
-            assert_eq!(r.status(), 302, "{next}: {:?}", r.text().await);
-            let target = next.join(&location(&r)).unwrap();
-            if target.as_str().starts_with(&self.base) {
-                return target;
-            }
-            next = target;
-        }
-        panic!("no way back to the app from {start}");
-    }
-
-    /// Starts `path` on the app (a 302 to the emulator), goes through the emulator, completes
-    /// the callback; returns the final response and the URL the app first redirected to.
-    async fn flow(&self, path: &str) -> (reqwest::Response, Url) {
-        let r = self
-            .http
-            .get(self.url(path))
-            .header("accept", "text/html")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 302, "{path}: {:?}", r.text().await);
-        let to_emulator = Url::parse(&location(&r)).unwrap();
-        let callback = self.through_emulator(to_emulator.as_str()).await;
-        (self.http.get(callback).send().await.unwrap(), to_emulator)
-    }
-
-    async fn login(&self) {
-        let (done, _) = self.flow("/auth/login").await;
-        assert_eq!(done.status(), 302);
-        assert_eq!(location(&done), "/");
-    }
-
-    async fn get_json(&self, path: &str) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .get(self.url(path))
-            .header("accept", "application/json")
-            .send()
-            .await
-            .unwrap();
-        let s = r.status();
-        (s, r.json().await.unwrap_or(Value::Null))
-    }
-
-    fn assert_nothing_refused(&self) {
-        let refused = self.emu.refused();
-        assert!(refused.is_empty(), "the emulator refused requests: {refused:#?}");
-    }
+async fn start_with(
+    tweak: impl FnOnce(ServerClientBuilder) -> ServerClientBuilder,
+    opts: EmulatorOptions,
+) -> EmuApp {
+    EmuApp::start_full(tweak, opts, AuthOptions::new(), |_| {
+        Router::new().route("/test/accounts/{id}", delete(delete_account))
+    })
+    .await
 }
 
 async fn delete_account(session: Session, Path(id): Path<String>) -> axum::response::Response {
@@ -133,10 +39,6 @@ async fn delete_account(session: Session, Path(id): Path<String>) -> axum::respo
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => auth_axum::AuthError::new(e).into_response(),
     }
-}
-
-fn query(url: &Url) -> BTreeMap<String, String> {
-    url.query_pairs().into_owned().collect()
 }
 
 /// The parameters of a link/unlink authorize request. The emulator offers PAR, so the library
@@ -158,20 +60,9 @@ fn keys(q: &BTreeMap<String, String>) -> Vec<&str> {
     q.keys().map(String::as_str).collect()
 }
 
-fn jwt_claims(token: &str) -> Value {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
-}
-
 #[tokio::test]
 async fn link_and_unlink_round_trips_send_exactly_the_documented_query() {
-    let app = EmuApp::start().await;
+    let app = start().await;
     app.login().await;
     let (_, profile) = app.get_json("/profile").await;
     assert_eq!(profile["sub"], "auth0|alice");
@@ -277,7 +168,7 @@ async fn link_and_unlink_round_trips_send_exactly_the_documented_query() {
 
 #[tokio::test]
 async fn link_routes_without_a_session_behave_like_protected_routes() {
-    let app = EmuApp::start().await;
+    let app = start().await;
     for path in [
         "/auth/link?connection=google-oauth2",
         "/auth/unlink?connection=google-oauth2",
@@ -325,7 +216,7 @@ async fn link_routes_without_a_session_behave_like_protected_routes() {
 
 #[tokio::test]
 async fn connect_list_and_delete_a_connected_account() {
-    let app = EmuApp::start().await;
+    let app = start().await;
     app.login().await;
     let (done, connect_uri) = app
         .flow("/auth/connect?connection=google-oauth2&scopes=openid&scopes=https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fcalendar.readonly&returnTo=%2Fconnected")
@@ -422,7 +313,7 @@ async fn connect_list_and_delete_a_connected_account() {
 
 #[tokio::test]
 async fn token_vault_is_fetched_once_then_served_from_the_cache_until_it_expires() {
-    let app = EmuApp::start_with(
+    let app = start_with(
         |b| b.token_refresh_leeway(Duration::ZERO),
         EmulatorOptions {
             access_token_ttl: 3,
@@ -471,7 +362,7 @@ async fn token_vault_is_fetched_once_then_served_from_the_cache_until_it_expires
 
 #[tokio::test]
 async fn token_vault_without_a_refresh_token_fails_before_any_request() {
-    let app = EmuApp::start_with(
+    let app = start_with(
         |b| b.authorization_params(AuthorizationParams::new().scope("openid profile email")),
         EmulatorOptions::default(),
     )
@@ -493,7 +384,7 @@ async fn token_vault_without_a_refresh_token_fails_before_any_request() {
 
 #[tokio::test]
 async fn my_account_problem_json_is_a_typed_error() {
-    let app = EmuApp::start().await;
+    let app = start().await;
     app.login().await;
     let problem = json!({"type": "https://auth0.com/api-errors/A0E-400-0003", "title": "Invalid Request",
         "detail": "connection is not enabled", "status": 400,
@@ -521,7 +412,7 @@ async fn my_account_problem_json_is_a_typed_error() {
         .start_interactive_login(auth_core::LoginOptions::new(), &mut jar)
         .await
         .unwrap();
-    let callback = app.through_emulator_core(login.as_str()).await;
+    let callback = app.through_emulator_without_cookies(login.as_str()).await;
     let mut jar = jar.next_request();
     client
         .complete_interactive_login(callback.as_str(), &mut jar)
@@ -559,28 +450,9 @@ async fn my_account_problem_json_is_a_typed_error() {
     );
 }
 
-impl EmuApp {
-    /// For core-level clients: follow the emulator's redirects, return the callback URL.
-    async fn through_emulator_core(&self, start: &str) -> Url {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let mut next = Url::parse(start).unwrap();
-        loop {
-            let r = http.get(next.clone()).send().await.unwrap();
-            let target = next.join(&location(&r)).unwrap();
-            if !target.as_str().starts_with(&self.emu.issuer()) {
-                return target;
-            }
-            next = target;
-        }
-    }
-}
-
 #[tokio::test]
 async fn callback_dispatch_never_confuses_login_link_and_connect() {
-    let app = EmuApp::start().await;
+    let app = start().await;
     app.login().await;
 
     // A connect transaction answered with a login-style `code`: refused, transaction gone.
@@ -623,7 +495,7 @@ async fn callback_dispatch_never_confuses_login_link_and_connect() {
 
     // Both `code` and `connect_code`: refused.
     let r = app.http.get(app.url("/auth/login")).send().await.unwrap();
-    let state = query(&Url::parse(&location(&r)).unwrap())["state"].clone();
+    let state = query(location(&r))["state"].clone();
     let (s, _) = app
         .get_json(&format!("/auth/callback?code=a&connect_code=b&state={state}"))
         .await;
@@ -652,7 +524,7 @@ async fn callback_dispatch_never_confuses_login_link_and_connect() {
 
 #[tokio::test]
 async fn core_complete_methods_refuse_callbacks_of_other_flows() {
-    let app = EmuApp::start().await;
+    let app = start().await;
     let client = ServerClient::builder()
         .domain(app.emu.domain())
         .client_id(EMU_CLIENT_ID)
@@ -666,7 +538,7 @@ async fn core_complete_methods_refuse_callbacks_of_other_flows() {
         .start_interactive_login(auth_core::LoginOptions::new(), &mut jar)
         .await
         .unwrap();
-    let callback = app.through_emulator_core(login.as_str()).await;
+    let callback = app.through_emulator_without_cookies(login.as_str()).await;
     let mut jar = jar.next_request();
     // A login callback is not a link callback.
     let err = client
@@ -684,7 +556,7 @@ async fn core_complete_methods_refuse_callbacks_of_other_flows() {
         .start_link_user(auth_core::LinkOptions::new("github"), &mut jar)
         .await
         .unwrap();
-    let link_callback = app.through_emulator_core(link.as_str()).await;
+    let link_callback = app.through_emulator_without_cookies(link.as_str()).await;
     let mut jar = jar.next_request();
     for wrong in [
         client

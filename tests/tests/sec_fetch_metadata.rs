@@ -12,13 +12,13 @@
 //!   the session; by default logout still proceeds for a cross-site request;
 //! - `/token` and `/connection-token` answer with `Cache-Control: no-store`.
 
-use auth_axum::{AuthOptions, AuthState};
-use auth_core::{AuthorizationParams, ClientAuth, ServerClient};
-use auth_tests::auth0::{Auth0Emulator, EMU_CLIENT_ID, EMU_CLIENT_SECRET, EmulatorOptions};
+use auth_axum::AuthOptions;
+use auth_tests::auth0::EmulatorOptions;
+use auth_tests::emu_app::EmuApp;
 use auth_tests::location;
+use axum::Router;
 use reqwest::StatusCode;
 use serde_json::Value;
-use url::Url;
 
 /// The default transaction cookie prefix.
 const TX_PREFIX: &str = "_a0_tx_";
@@ -26,66 +26,19 @@ const TX_PREFIX: &str = "_a0_tx_";
 const SESSION_COOKIE: &str = "_a0_session";
 const FORM: &str = "application/x-www-form-urlencoded";
 
-struct EmuApp {
-    emu: Auth0Emulator,
-    base: String,
-    http: reqwest::Client,
-    _server: tokio::task::JoinHandle<()>,
+/// The shared emulator app, with this file's request helpers.
+struct App(EmuApp);
+
+impl std::ops::Deref for App {
+    type Target = EmuApp;
+    fn deref(&self) -> &EmuApp {
+        &self.0
+    }
 }
 
-impl EmuApp {
+impl App {
     async fn start(options: AuthOptions) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let mut opts = EmulatorOptions::default();
-        opts.redirect_uris.push(format!("{base}/auth/callback"));
-        opts.post_logout_redirect_uris.push(format!("{base}/"));
-        let emu = Auth0Emulator::start_with(opts).await;
-        let client = ServerClient::builder()
-            .domain(emu.domain())
-            .client_id(EMU_CLIENT_ID)
-            .client_auth(ClientAuth::secret(EMU_CLIENT_SECRET))
-            .secret("emu-app-cookie-secret-0123456789abcdef012")
-            .app_base_url(&base)
-            .authorization_params(AuthorizationParams::new().scope("openid profile email offline_access"))
-            .build()
-            .unwrap();
-        let auth = AuthState::new(client, options).unwrap();
-        let app = auth_examples::connected_accounts::app(&auth);
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        let http = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .unwrap();
-        Self {
-            emu,
-            base,
-            http,
-            _server: server,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// Follows redirects from `start` (on the emulator) until one points back at the app.
-    async fn through_emulator(&self, start: &str) -> Url {
-        let mut next = Url::parse(start).unwrap();
-        for _ in 0..5 {
-            let r = self.http.get(next.clone()).send().await.unwrap();
-            assert_eq!(r.status(), 302, "{next}: {:?}", r.text().await);
-            let target = next.join(&location(&r)).unwrap();
-            if target.as_str().starts_with(&self.base) {
-                return target;
-            }
-            next = target;
-        }
-        panic!("no way back to the app from {start}");
+        Self(EmuApp::start_full(|b| b, EmulatorOptions::default(), options, |_| Router::new()).await)
     }
 
     /// Starts `path` (a same-origin browser navigation), goes through the emulator and
@@ -214,7 +167,7 @@ async fn assert_refused(r: reqwest::Response, accept: &str, code: &str, what: &s
 
 #[tokio::test]
 async fn cross_site_account_route_requests_are_refused_before_anything_else() {
-    let app = EmuApp::start(AuthOptions::new()).await;
+    let app = App::start(AuthOptions::new()).await;
     app.login().await;
     let calls = app.provider_calls();
     for (path, params) in ROUTES {
@@ -232,7 +185,7 @@ async fn cross_site_account_route_requests_are_refused_before_anything_else() {
     assert_eq!(app.profile_status().await, 200, "the session is untouched");
     // The policy comes before the session lookup and the parameters: a cross-site request
     // without a session, or with junk parameters, is refused the same way.
-    let anonymous = EmuApp::start(AuthOptions::new()).await;
+    let anonymous = App::start(AuthOptions::new()).await;
     for (path, _) in ROUTES {
         let r = anonymous
             .send(
@@ -260,7 +213,7 @@ async fn cross_site_account_route_requests_are_refused_before_anything_else() {
 
 #[tokio::test]
 async fn same_origin_none_and_absent_proceed_to_the_provider_by_get_and_post() {
-    let app = EmuApp::start(AuthOptions::new()).await;
+    let app = App::start(AuthOptions::new()).await;
     app.login().await;
     let emulator = app.emu.url("/");
     for (path, params) in ROUTES {
@@ -298,7 +251,7 @@ async fn same_origin_none_and_absent_proceed_to_the_provider_by_get_and_post() {
 
 #[tokio::test]
 async fn posts_need_a_form_body_and_follow_the_query_rules() {
-    let app = EmuApp::start(AuthOptions::new()).await;
+    let app = App::start(AuthOptions::new()).await;
     app.login().await;
     for (path, params) in ROUTES {
         for content_type in [
@@ -352,7 +305,7 @@ async fn posts_need_a_form_body_and_follow_the_query_rules() {
 
 #[tokio::test]
 async fn allow_lists_refuse_other_connections_and_scopes_before_any_redirect() {
-    let app = EmuApp::start(
+    let app = App::start(
         AuthOptions::new()
             .allowed_link_connections(["github"])
             .allowed_connect_connections(["google-oauth2"])
@@ -411,7 +364,7 @@ fn clears_session(r: &reqwest::Response) -> bool {
 #[tokio::test]
 async fn logout_fetch_metadata_policy_is_opt_in() {
     // On: a cross-site logout is refused and the session stays.
-    let app = EmuApp::start(AuthOptions::new().logout_fetch_metadata_policy(true)).await;
+    let app = App::start(AuthOptions::new().logout_fetch_metadata_policy(true)).await;
     app.login().await;
     for site in ["cross-site", "same-site", "bogus"] {
         for accept in ["application/json", "text/html"] {
@@ -440,7 +393,7 @@ async fn logout_fetch_metadata_policy_is_opt_in() {
     assert_eq!(app.profile_status().await, 401);
 
     // Off (the default): providers and portals may link to logout from other sites.
-    let app = EmuApp::start(AuthOptions::new()).await;
+    let app = App::start(AuthOptions::new()).await;
     app.login().await;
     let r = app
         .http
@@ -456,7 +409,7 @@ async fn logout_fetch_metadata_policy_is_opt_in() {
 
 #[tokio::test]
 async fn example_routes_returning_tokens_are_not_stored_by_caches() {
-    let app = EmuApp::start(AuthOptions::new()).await;
+    let app = App::start(AuthOptions::new()).await;
     app.login().await;
     let done = app.flow("/auth/connect?connection=google-oauth2").await;
     assert_eq!(done.status(), 302);

@@ -10,10 +10,9 @@
 //!   browser URL; connected account ids that could name another path are refused;
 //!   `force_refresh` always reaches the token endpoint (once for concurrent callers).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use auth_axum::{AuthOptions, AuthState};
+use auth_axum::AuthOptions;
 use auth_core::cookies::MemoryCookieJar;
 use auth_core::store::MemoryBackend;
 use auth_core::{
@@ -21,7 +20,9 @@ use auth_core::{
     ServerClientBuilder,
 };
 use auth_tests::auth0::{Auth0Emulator, EMU_CLIENT_ID, EMU_CLIENT_SECRET, EMU_DEFAULT_SUB, EmulatorOptions};
+use auth_tests::emu_app::{EmuApp, query};
 use auth_tests::location;
+use axum::Router;
 use serde_json::{Value, json};
 use url::Url;
 
@@ -29,10 +30,6 @@ const SECRET: &str = "sec-identity-cookie-secret-0123456789abcdef";
 /// Registered with the emulator by default; nothing listens there (core-level flows stop at it).
 const CORE_BASE: &str = "http://127.0.0.1:3000";
 const MALLORY: &str = "auth0|mallory";
-
-fn query(url: &Url) -> BTreeMap<String, String> {
-    url.query_pairs().into_owned().collect()
-}
 
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
@@ -118,11 +115,14 @@ impl Core {
 // HTTP harness: the connected-accounts example app on a loopback listener.
 // ---------------------------------------------------------------------------------------------
 
-struct App {
-    emu: Auth0Emulator,
-    base: String,
-    http: reqwest::Client,
-    _server: tokio::task::JoinHandle<()>,
+/// The shared emulator app, with this file's request helpers.
+struct App(EmuApp);
+
+impl std::ops::Deref for App {
+    type Target = EmuApp;
+    fn deref(&self) -> &EmuApp {
+        &self.0
+    }
 }
 
 impl App {
@@ -134,54 +134,7 @@ impl App {
         tweak: impl FnOnce(ServerClientBuilder) -> ServerClientBuilder,
         options: AuthOptions,
     ) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let mut opts = EmulatorOptions::default();
-        opts.redirect_uris.push(format!("{base}/auth/callback"));
-        opts.post_logout_redirect_uris.push(format!("{base}/"));
-        let emu = Auth0Emulator::start_with(opts).await;
-        let builder = ServerClient::builder()
-            .domain(emu.domain())
-            .client_id(EMU_CLIENT_ID)
-            .client_auth(ClientAuth::secret(EMU_CLIENT_SECRET))
-            .secret(SECRET)
-            .app_base_url(&base)
-            .authorization_params(AuthorizationParams::new().scope("openid profile email offline_access"));
-        let client = tweak(builder).build().unwrap();
-        let auth = AuthState::new(client, options).unwrap();
-        let app = auth_examples::connected_accounts::app(&auth);
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        let http = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .unwrap();
-        Self {
-            emu,
-            base,
-            http,
-            _server: server,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// GET `path` on the app, expecting a redirect to the emulator; returns that URL.
-    async fn start_flow(&self, path: &str) -> Url {
-        let r = self
-            .http
-            .get(self.url(path))
-            .header("accept", "text/html")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 302, "{path}: {:?}", r.text().await);
-        Url::parse(&location(&r)).unwrap()
+        Self(EmuApp::start_full(tweak, EmulatorOptions::default(), options, |_| Router::new()).await)
     }
 
     /// Follows the emulator's redirects from `start` to the app and GETs the callback (JSON).
@@ -223,11 +176,6 @@ impl App {
             .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    fn assert_nothing_refused(&self) {
-        let refused = self.emu.refused();
-        assert!(refused.is_empty(), "the emulator refused requests: {refused:#?}");
     }
 }
 
