@@ -153,3 +153,46 @@ pub fn resolve(base: &str, location: &str) -> Url {
 
 /// Request timeout used by helpers.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The query parameters of an absolute URL, by name (the first of a repeated name wins).
+///
+/// # Panics
+/// When `url` is not an absolute URL.
+#[must_use]
+pub fn query(url: impl AsRef<str>) -> std::collections::BTreeMap<String, String> {
+    let url = Url::parse(url.as_ref()).expect("an absolute URL");
+    let mut out = std::collections::BTreeMap::new();
+    for (k, v) in url.query_pairs() {
+        out.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+    }
+    out
+}
+
+/// The payload of a compact JWS (three non-empty parts), decoded but not verified.
+///
+/// # Panics
+/// When `token` is not a compact JWS with a JSON payload.
+#[must_use]
+pub fn jwt_payload(token: &str) -> serde_json::Value {
+    jws_part(token, 1)
+}
+
+/// The protected header of a compact JWS (three non-empty parts), decoded.
+///
+/// # Panics
+/// When `token` is not a compact JWS with a JSON header.
+#[must_use]
+pub fn jwt_header(token: &str) -> serde_json::Value {
+    jws_part(token, 0)
+}
+
+fn jws_part(token: &str, index: usize) -> serde_json::Value {
+    use base64::Engine as _;
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "a JWS has three parts: {token}");
+    assert!(parts.iter().all(|p| !p.is_empty()), "empty JWS part: {token}");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(parts[index])
+        .expect("base64url JWS part");
+    serde_json::from_slice(&bytes).expect("JSON JWS part")
+}

@@ -15,8 +15,6 @@
 //! # }
 //! ```
 
-use std::collections::BTreeMap;
-
 use auth_axum::{AuthOptions, AuthState};
 use auth_core::{AuthorizationParams, ClientAuth, ServerClient, ServerClientBuilder};
 use axum::Router;
@@ -213,26 +211,4 @@ pub fn browser_client() -> reqwest::Client {
         .no_proxy()
         .build()
         .unwrap()
-}
-
-/// The query parameters of `url`, by name.
-#[must_use]
-pub fn query(url: &Url) -> BTreeMap<String, String> {
-    url.query_pairs().into_owned().collect()
-}
-
-/// The payload of a JWT, decoded but not verified.
-///
-/// # Panics
-/// When `token` is not a JWT with a JSON payload.
-#[must_use]
-pub fn jwt_claims(token: &str) -> Value {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
 }

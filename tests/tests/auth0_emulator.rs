@@ -9,6 +9,7 @@ use auth_tests::auth0::{
     EmulatedClient, EmulatorOptions, FEDERATED_TOKEN_TYPE, MY_ACCOUNT_SCOPES, REFRESH_TOKEN_TYPE,
     TOKEN_VAULT_GRANT_TYPE,
 };
+use auth_tests::{jwt_payload, query};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use rand::RngCore as _;
@@ -47,16 +48,6 @@ fn pkce() -> (String, String) {
 
 fn basic(id: &str, secret: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
-}
-
-fn jwt_payload(jwt: &str) -> Value {
-    let parts: Vec<&str> = jwt.split('.').collect();
-    assert_eq!(parts.len(), 3, "not a JWS: {jwt}");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap()
-}
-
-fn query(url: &str) -> BTreeMap<String, String> {
-    Url::parse(url).unwrap().query_pairs().into_owned().collect()
 }
 
 fn location(resp: &reqwest::Response) -> String {

@@ -8,8 +8,9 @@ use std::time::Duration;
 use auth_axum::{AuthOptions, Session};
 use auth_core::{AuthorizationParams, ClientAuth, ServerClient, ServerClientBuilder};
 use auth_tests::auth0::{EMU_CLIENT_ID, EMU_CLIENT_SECRET, EmulatorOptions};
-use auth_tests::emu_app::{EmuApp, jwt_claims, query};
+use auth_tests::emu_app::EmuApp;
 use auth_tests::location;
+use auth_tests::{jwt_payload, query};
 use axum::Router;
 use axum::extract::Path;
 use axum::response::IntoResponse;
@@ -101,7 +102,7 @@ async fn link_and_unlink_round_trips_send_exactly_the_documented_query() {
         "https://www.googleapis.com/auth/calendar.readonly"
     );
     assert_eq!(
-        jwt_claims(&q["id_token_hint"])["sub"],
+        jwt_payload(&q["id_token_hint"])["sub"],
         "auth0|alice",
         "the session's ID token"
     );
@@ -259,7 +260,7 @@ async fn connect_list_and_delete_a_connected_account() {
         .unwrap()
         .trim_start_matches("Bearer ")
         .to_owned();
-    let claims = jwt_claims(&bearer);
+    let claims = jwt_payload(&bearer);
     assert_eq!(claims["aud"], app.emu.my_account_audience());
     assert!(
         claims["scope"]

@@ -7,7 +7,7 @@
 //! `Unauthenticated::RedirectToLogin`, broken session cookies, callback errors, the
 //! back-channel logout route's refusals and cookie attributes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,6 @@ use auth_core::cookies::MemoryCookieJar;
 use auth_tests::*;
 use axum::routing::get;
 use axum::{Json, Router};
-use base64::Engine as _;
 use cookie::{Cookie, SameSite};
 use reqwest::cookie::{CookieStore as _, Jar};
 use reqwest::header::{
@@ -114,26 +113,6 @@ fn held_cookies(jar: &Jar, base: &str) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Query parameters of a URL as a map (first value wins).
-fn query_map(url: &Url) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for (k, v) in url.query_pairs() {
-        out.entry(k.into_owned()).or_insert_with(|| v.into_owned());
-    }
-    out
-}
-
-/// The payload of a compact JWS, which must have three non-empty parts.
-fn jwt_payload(token: &str) -> Value {
-    let parts: Vec<&str> = token.split('.').collect();
-    assert_eq!(parts.len(), 3, "a JWT has three parts: {token}");
-    assert!(parts.iter().all(|p| !p.is_empty()), "empty JWT part: {token}");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(parts[1])
-        .expect("base64url JWT payload");
-    serde_json::from_slice(&bytes).expect("JSON JWT payload")
 }
 
 fn header(resp: &reqwest::Response, name: reqwest::header::HeaderName) -> Option<&str> {
@@ -381,13 +360,13 @@ async fn logout_refuses_open_redirects_in_return_to() {
     // A legitimate path is honoured, as an absolute URL on the app.
     let ok = logout_redirect_for(&app, "/some/path?x=1").await;
     assert_eq!(
-        query_map(&ok).get("post_logout_redirect_uri").map(String::as_str),
+        query(&ok).get("post_logout_redirect_uri").map(String::as_str),
         Some(format!("{}/some/path?x=1", app.base).as_str())
     );
 
     for attack in open_redirect_attacks() {
         let target = logout_redirect_for(&app, &attack).await;
-        let q = query_map(&target);
+        let q = query(&target);
         assert_eq!(
             q.get("post_logout_redirect_uri"),
             Some(&default),
@@ -405,7 +384,7 @@ async fn logout_refuses_open_redirects_in_return_to() {
         .unwrap();
     assert_eq!(resp.status(), 302);
     let target = Url::parse(&location(&resp)).unwrap();
-    assert_eq!(query_map(&target).get("post_logout_redirect_uri"), Some(&default));
+    assert_eq!(query(&target).get("post_logout_redirect_uri"), Some(&default));
 }
 
 #[tokio::test]
@@ -415,7 +394,7 @@ async fn logout_refuses_dot_segment_open_redirects() {
     let mut failures = Vec::new();
     for attack in dot_segment_attacks() {
         let target = logout_redirect_for(&app, attack).await;
-        let got = query_map(&target).remove("post_logout_redirect_uri");
+        let got = query(&target).remove("post_logout_redirect_uri");
         if got.as_ref() != Some(&default) {
             failures.push(format!("returnTo={attack:?} -> post_logout_redirect_uri={got:?}"));
         }
@@ -459,16 +438,16 @@ async fn login_forwards_exactly_the_allowed_hints() {
     assert_eq!(resp.status(), 302);
     http.get(location(&resp)).send().await.unwrap();
 
-    let query = "login_hint=x&screen_hint=signup&prompt=login&organization=o&invitation=i\
+    let hints = "login_hint=x&screen_hint=signup&prompt=login&organization=o&invitation=i\
                  &connection=c&foo=bar&scope=admin&client_id=evil";
     let resp = http
-        .get(app.url(&format!("/auth/login?{query}")))
+        .get(app.url(&format!("/auth/login?{hints}")))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 302);
     let authorize = Url::parse(&location(&resp)).unwrap();
-    assert!(!query_map(&authorize).contains_key("foo"));
+    assert!(!query(&authorize).contains_key("foo"));
     http.get(authorize.as_str()).send().await.unwrap();
 
     let recorded = app.idp.requests().await.authorize;
@@ -570,7 +549,7 @@ async fn logout_clears_every_cookie_and_the_idp_accepts_the_end_session_request(
         (target.origin(), target.path()),
         (end_session.origin(), end_session.path())
     );
-    let q = query_map(&target);
+    let q = query(&target);
     let hint = q.get("id_token_hint").expect("id_token_hint");
     assert_eq!(hint, &id_token);
     assert_eq!(jwt_payload(hint)["sub"], user.as_str());
@@ -679,7 +658,7 @@ async fn logout_without_a_session_still_redirects_to_the_idp() {
     let resp = http.get(app.url("/auth/logout")).send().await.unwrap();
     assert_eq!(resp.status(), 302);
     let target = Url::parse(&location(&resp)).unwrap();
-    let q = query_map(&target);
+    let q = query(&target);
     assert!(!q.contains_key("id_token_hint"), "no session, no hint: {q:?}");
     assert_eq!(q.get("post_logout_redirect_uri"), Some(&format!("{}/", app.base)));
     assert_eq!(q.get("client_id").map(String::as_str), Some(CONF_BASIC_ID));
@@ -1163,7 +1142,7 @@ async fn callback_errors_are_400_without_provider_internals() {
     // A provider error for a real transaction: its description is never shown.
     let start = http.get(app.url("/auth/login")).send().await.unwrap();
     let authorize = Url::parse(&location(&start)).unwrap();
-    let state = query_map(&authorize)["state"].clone();
+    let state = query(&authorize)["state"].clone();
     let secret_detail = "internal-db-host-10.0.0.3-exploded";
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("error", "access_denied")

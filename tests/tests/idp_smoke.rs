@@ -2,11 +2,9 @@
 //! login through the dev forms, code exchange, refresh token rotation, PAR with
 //! rich authorization requests, and the public client.
 
-use std::collections::BTreeMap;
-
 use auth_tests::{
     API_AUDIENCE, CONF_BASIC_ID, CONF_BASIC_SECRET, CONF_POST_ID, CONF_POST_SECRET, DEFAULT_REDIRECT_URI,
-    IdpOptions, PUBLIC_ID, TestIdp,
+    IdpOptions, PUBLIC_ID, TestIdp, jwt_header, jwt_payload, query,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -32,21 +30,6 @@ fn authorize_url(idp: &TestIdp, params: &[(&str, &str)]) -> String {
     let mut url = Url::parse(idp.authorization_endpoint()).unwrap();
     url.query_pairs_mut().extend_pairs(params);
     url.into()
-}
-
-fn query(url: &Url) -> BTreeMap<String, String> {
-    url.query_pairs().into_owned().collect()
-}
-
-fn jwt_payload(jwt: &str) -> Value {
-    let parts: Vec<&str> = jwt.split('.').collect();
-    assert_eq!(parts.len(), 3, "not a JWS compact serialization: {jwt}");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap()
-}
-
-fn jwt_header(jwt: &str) -> Value {
-    let header = jwt.split('.').next().unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap()
 }
 
 fn aud_contains(claims: &Value, wanted: &str) -> bool {

@@ -67,10 +67,6 @@ async fn assert_failed_cleanly(client: &ServerClient, jar: &MemoryCookieJar) {
     );
 }
 
-fn query(url: &Url) -> std::collections::BTreeMap<String, String> {
-    url.query_pairs().into_owned().collect()
-}
-
 #[tokio::test]
 async fn confidential_login_with_client_secret_basic() {
     let idp = TestIdp::start().await;

@@ -20,8 +20,9 @@ use auth_core::{
     ServerClientBuilder,
 };
 use auth_tests::auth0::{Auth0Emulator, EMU_CLIENT_ID, EMU_CLIENT_SECRET, EMU_DEFAULT_SUB, EmulatorOptions};
-use auth_tests::emu_app::{EmuApp, query};
+use auth_tests::emu_app::EmuApp;
 use auth_tests::location;
+use auth_tests::query;
 use axum::Router;
 use serde_json::{Value, json};
 use url::Url;
