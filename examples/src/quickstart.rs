@@ -5,11 +5,17 @@
 //!   `AUTH0_SECRET`, `APP_BASE_URL` (it listens on that URL's port);
 //! - `GET /`: public page with login/logout links and the user's name when logged in;
 //! - `GET /profile`: protected; JSON of the user's claims;
-//! - `GET /token`: protected; JSON `{"access_token": "…"}` with `Cache-Control: no-store`;
+//! - `GET /token[?audience=…[&scope=…]]`: protected; JSON `{"access_token": "…"}` with
+//!   `Cache-Control: no-store`. Without parameters: the session's token (as before). With
+//!   `audience` (and `scope`): a token for that API from a `refresh_token` grant carrying them
+//!   (Auth0 multi-resource refresh tokens), cached in the session per (audience, scope). A
+//!   `403 {"error": "mfa_required"}` means the API needs MFA: step up with
+//!   `/auth/login?audience=…&acr_values=…` (the session is kept);
 //! - the `/auth/*` routes.
 
 use auth_axum::{AuthError, AuthState, RequireAuth, Session};
-use auth_core::AccessTokenOptions;
+use auth_core::{AccessTokenOptions, Error};
+use axum::extract::RawQuery;
 use axum::http::HeaderValue;
 use axum::http::header::CACHE_CONTROL;
 use axum::response::{Html, IntoResponse, Response};
@@ -62,11 +68,51 @@ async fn profile(session: Session) -> Json<Value> {
     Json(Value::Object(session.user().clone()))
 }
 
-async fn token(session: Session) -> Response {
-    match session.access_token(AccessTokenOptions::new()).await {
+async fn token(session: Session, RawQuery(query): RawQuery) -> Response {
+    let options = match token_options(query.as_deref()) {
+        Ok(o) => o,
+        Err(e) => return AuthError::new(e).into_response(),
+    };
+    match session.access_token(options).await {
         Ok(t) => token_response(t.token.expose()),
         Err(e) => AuthError::into_response(e),
     }
+}
+
+/// The options of `GET /token`: optional `audience` and `scope`, each at most once, non-empty,
+/// without control characters; other parameters are ignored.
+fn token_options(query: Option<&str>) -> Result<AccessTokenOptions, Error> {
+    let query = query.unwrap_or("");
+    if query.len() > 8 * 1024 {
+        return Err(Error::InvalidParameter("the query is too long".into()));
+    }
+    let (mut audience, mut scope) = (None, None);
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        let slot = match name.as_ref() {
+            "audience" => &mut audience,
+            "scope" => &mut scope,
+            _ => continue,
+        };
+        if slot.is_some() {
+            return Err(Error::InvalidParameter(format!(
+                "`{name}` appears more than once"
+            )));
+        }
+        if value.trim().is_empty() || value.len() > 1024 || value.chars().any(char::is_control) {
+            return Err(Error::InvalidParameter(format!(
+                "`{name}` must be a non-empty value without control characters"
+            )));
+        }
+        *slot = Some(value.into_owned());
+    }
+    let mut options = AccessTokenOptions::new();
+    if let Some(a) = audience {
+        options = options.audience(a);
+    }
+    if let Some(s) = scope {
+        options = options.scope(s);
+    }
+    Ok(options)
 }
 
 /// `{"access_token": "…"}` with `Cache-Control: no-store`, so no browser or proxy cache keeps

@@ -78,6 +78,7 @@ async fn link_and_unlink_round_trips_send_exactly_the_documented_query() {
     assert_eq!(
         keys(&q),
         [
+            "auth0Client",
             "client_id",
             "code_challenge",
             "code_challenge_method",
@@ -144,6 +145,7 @@ async fn link_and_unlink_round_trips_send_exactly_the_documented_query() {
     assert_eq!(
         keys(&q),
         [
+            "auth0Client",
             "client_id",
             "code_challenge",
             "code_challenge_method",

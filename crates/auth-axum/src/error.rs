@@ -3,7 +3,7 @@
 //! Bodies carry only the stable error `code` and a message written here — never the
 //! provider's response, a token, a stack trace or a network detail. Those go to `tracing`.
 
-use auth_core::{Error, ForbiddenReason};
+use auth_core::{CibaError, Error, ForbiddenReason, TokenExchangeError};
 use axum::Json;
 use axum::response::{Html, IntoResponse, Response};
 use http::header::{CACHE_CONTROL, HeaderValue};
@@ -87,8 +87,20 @@ fn status_of(e: &Error) -> StatusCode {
         Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::IdentityMismatch => StatusCode::FORBIDDEN,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::MfaRequired(_) => StatusCode::FORBIDDEN,
         Error::MyAccount(p) if (400..500).contains(&p.status) => StatusCode::BAD_REQUEST,
         Error::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::TokenExchange(TokenExchangeError::Refused(o)) if o.status == Some(429) => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        Error::TokenExchange(TokenExchangeError::Refused(o)) if o.status.is_some_and(|s| s >= 500) => {
+            StatusCode::BAD_GATEWAY
+        }
+        Error::TokenExchange(_) => StatusCode::BAD_REQUEST,
+        Error::Ciba(CibaError::AccessDenied) => StatusCode::FORBIDDEN,
+        Error::Ciba(CibaError::ExpiredToken) => StatusCode::REQUEST_TIMEOUT,
+        Error::Ciba(CibaError::SubjectMismatch) => StatusCode::BAD_GATEWAY,
+        Error::Ciba(_) => StatusCode::BAD_REQUEST,
         _ => StatusCode::BAD_GATEWAY,
     }
 }
@@ -115,7 +127,28 @@ fn public_message(e: &Error) -> &'static str {
         }
         Error::Forbidden(_) => "This application does not allow the requested connection or scope.",
         Error::MyAccount(_) => "The account service refused the request.",
+        Error::MfaRequired(_) => {
+            "This resource needs multi-factor authentication: log in again with step-up (acr_values) to continue."
+        }
         Error::Config(_) => "The server's login configuration is incomplete.",
+        Error::TokenExchange(TokenExchangeError::ReservedTokenType(_)) => {
+            "subject_token_type is in a namespace Auth0 reserves (urn:ietf, urn:auth0, urn:okta, auth0.com, \
+             okta.com); use a token type URI your organisation owns."
+        }
+        Error::TokenExchange(TokenExchangeError::InvalidRequest(_)) => {
+            "The token exchange request is invalid: send subject_token and subject_token_type (an absolute \
+             URI) as an application/x-www-form-urlencoded form."
+        }
+        Error::TokenExchange(TokenExchangeError::NoIdToken) => {
+            "The token exchange returned no ID token, so no session could be made; ask for the openid scope."
+        }
+        Error::TokenExchange(_) => "The identity provider refused the token exchange.",
+        Error::Ciba(CibaError::AccessDenied) => "The user denied the request (or it expired).",
+        Error::Ciba(CibaError::ExpiredToken) => "The user did not answer in time; the request expired.",
+        Error::Ciba(CibaError::SubjectMismatch) => {
+            "The identity provider answered for another user than the one asked; nothing was used."
+        }
+        Error::Ciba(_) => "This backchannel authentication request has ended; start a new one.",
         _ => "The identity provider could not be reached or answered unexpectedly.",
     }
 }
@@ -133,10 +166,28 @@ fn idp_error_code(e: &Error) -> Option<String> {
     (!code.is_empty()).then_some(code)
 }
 
+/// A token exchange answers with the OAuth code: the provider's (reduced to its registered
+/// alphabet) when it refused, `invalid_request` for input refused before any request.
+fn token_exchange_code(e: &Error) -> Option<String> {
+    let Error::TokenExchange(t) = e else { return None };
+    let code: String = t
+        .error_code()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(64)
+        .collect();
+    Some(if code.is_empty() {
+        "invalid_request".to_owned()
+    } else {
+        code
+    })
+}
+
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let code = self.error.code();
+        let exchange_code = token_exchange_code(&self.error);
+        let code: &str = exchange_code.as_deref().unwrap_or_else(|| self.error.code());
         if status.is_server_error() {
             tracing::error!(code, error = %self.error, source = ?std::error::Error::source(&self.error), "auth request failed");
         } else {
@@ -189,5 +240,37 @@ mod tests {
         });
         assert_eq!(status_of(&e), StatusCode::BAD_GATEWAY);
         assert!(!public_message(&e).contains("10.1.2.3"));
+    }
+
+    #[test]
+    fn token_exchange_errors_answer_with_the_oauth_code_and_keep_429() {
+        let refused = |error: &str, status: u16| {
+            Error::TokenExchange(TokenExchangeError::Refused(OAuthError {
+                error: error.into(),
+                error_description: Some("secret detail".into()),
+                status: Some(status),
+            }))
+        };
+        let cases = [
+            (refused("access_denied", 403), 400, "access_denied"),
+            (refused("too_many_attempts", 429), 429, "too_many_attempts"),
+            (refused("server<b>", 503), 502, "serverb"),
+            (
+                Error::TokenExchange(TokenExchangeError::ReservedTokenType("urn:ietf:x".into())),
+                400,
+                "invalid_request",
+            ),
+            (
+                Error::TokenExchange(TokenExchangeError::NoIdToken),
+                400,
+                "invalid_request",
+            ),
+        ];
+        for (e, status, code) in cases {
+            assert_eq!(status_of(&e).as_u16(), status, "{e}");
+            assert_eq!(token_exchange_code(&e).as_deref(), Some(code), "{e}");
+            assert!(!public_message(&e).contains("secret detail"));
+        }
+        assert_eq!(token_exchange_code(&Error::NotAuthenticated), None);
     }
 }

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `GET {base}/login` | starts a login; `returnTo` plus an allow-list of hints forwarded to the IdP |
 //! | `GET\|POST {base}/callback` | completes it (query, or a `form_post` body) and redirects to `returnTo` |
-//! | `GET {base}/logout` | ends the session and redirects to the provider's logout |
+//! | `GET {base}/logout` | ends the session and redirects to the provider's logout (`federated=true`: also the upstream IdP's) |
 //! | `POST {base}/backchannel-logout` | OIDC back-channel logout: ends the sessions a valid logout token names |
 //! | `GET {base}/profile` | the user's claims as JSON, `401` without a session |
 //! | `GET {base}/access-token` | opt-in: the access token as JSON |
@@ -447,6 +447,10 @@ async fn logout(
         Ok(abs) => LogoutOptions::new().return_to(abs.to_string()),
         Err(_) => LogoutOptions::new(),
     };
+    // `federated=true` (or a bare `federated`) also ends the upstream IdP's session; any
+    // other value leaves the logout URL unchanged.
+    let federated = matches!(param(&params, "federated"), Some("" | "true" | "1"));
+    let options = options.federated(federated);
     let result = auth.client().logout(options, &mut jar).await;
     redirect_or_error(result, &headers)
 }

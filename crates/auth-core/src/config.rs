@@ -68,6 +68,10 @@ pub(crate) struct Config {
     pub(crate) backend: std::sync::Arc<dyn crate::store::SessionBackend>,
     pub(crate) server_side_sessions: bool,
     pub(crate) cookies: CookieSettings,
+    /// Auth0 telemetry (`Auth0-Client` header, `auth0Client` for Auth0 domains).
+    pub(crate) telemetry: bool,
+    /// The DPoP key and nonces, when DPoP is on (`dpop.rs`).
+    pub(crate) dpop: Option<std::sync::Arc<crate::dpop::Dpop>>,
 }
 
 impl Config {
@@ -130,6 +134,9 @@ pub struct ServerClientBuilder {
     transaction_max_age: Duration,
     max_transactions: usize,
     host_prefixed_cookies: bool,
+    telemetry: bool,
+    /// DPoP (`dpop.rs` holds its builder methods).
+    pub(crate) dpop: crate::dpop::DpopSetting,
 }
 
 impl Default for ServerClientBuilder {
@@ -166,6 +173,8 @@ impl Default for ServerClientBuilder {
             transaction_max_age: Duration::from_secs(600),
             max_transactions: 5,
             host_prefixed_cookies: false,
+            telemetry: true,
+            dpop: crate::dpop::DpopSetting::Off,
         }
     }
 }
@@ -425,13 +434,26 @@ impl ServerClientBuilder {
         self
     }
 
+    /// Auth0 telemetry (default on): the `Auth0-Client` header on every request to the
+    /// provider (discovery, JWKS, token, PAR, My Account, revocation, …) and, for an Auth0
+    /// [`domain`](Self::domain), the `auth0Client` authorization parameter (with PAR, in the
+    /// pushed body). The value names this library and its version, nothing else (see
+    /// [`crate::telemetry`]). `false` turns both off (`AUTH0_TELEMETRY=false`). A client given
+    /// with [`http_client`](Self::http_client) is used as it is: add
+    /// [`crate::telemetry::header_value`] as its default `Auth0-Client` header if wanted.
+    pub fn telemetry(mut self, enabled: bool) -> Self {
+        self.telemetry = enabled;
+        self
+    }
+
     /// Reads the Auth0 environment variables: `AUTH0_DOMAIN` or `OIDC_ISSUER`,
     /// `AUTH0_CLIENT_ID`, `AUTH0_CLIENT_SECRET` (absent: a public client), `AUTH0_SECRET`
     /// (comma-separated: rotation list, first seals), `APP_BASE_URL`, `AUTH0_AUDIENCE`,
     /// `AUTH0_SCOPE`, and the optional `AUTH0_ORGANIZATION` and `AUTH0_CONNECTION`, which are
     /// pinned (see [`ServerClientBuilder::pin_authorization_param`]): no request can log in to
     /// another organization or through another connection. `SSL_CERT_FILE` adds trust
-    /// anchors. Methods called afterwards override what it set (replacing the authorization
+    /// anchors. `AUTH0_TELEMETRY=false` turns telemetry off
+    /// (see [`ServerClientBuilder::telemetry`]). Methods called afterwards override what it set (replacing the authorization
     /// parameters keeps `organization` and `connection` pinned, to no value).
     ///
     /// # Errors
@@ -497,6 +519,19 @@ impl ServerClientBuilder {
             params = params.param("connection", connection);
             b = b.pin_authorization_param("connection");
         }
+        if let Some(t) = get("AUTH0_TELEMETRY") {
+            b = b.telemetry(match t.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" => false,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "AUTH0_TELEMETRY",
+                        reason: format!("expected `true` or `false`, got `{t}`"),
+                    }
+                    .into());
+                }
+            });
+        }
         if let Some(path) = get("SSL_CERT_FILE") {
             let pem = std::fs::read(&path).map_err(|e| ConfigError::Invalid {
                 name: "SSL_CERT_FILE",
@@ -504,6 +539,7 @@ impl ServerClientBuilder {
             })?;
             b = b.extra_root_certificates_pem(pem);
         }
+        let b = crate::dpop::apply_env(b, &get)?;
         Ok(b.authorization_params(params))
     }
 
@@ -650,7 +686,8 @@ impl ServerClientBuilder {
                     .redirect(reqwest::redirect::Policy::none())
                     .connect_timeout(self.connect_timeout)
                     .timeout(self.request_timeout)
-                    .user_agent(concat!("auth-core/", env!("CARGO_PKG_VERSION")));
+                    .user_agent(concat!("auth-core/", env!("CARGO_PKG_VERSION")))
+                    .default_headers(crate::telemetry::default_headers(self.telemetry));
                 if let Some(pem) = &self.extra_roots_pem {
                     let certs = reqwest::Certificate::from_pem_bundle(pem)
                         .ok()
@@ -694,6 +731,7 @@ impl ServerClientBuilder {
                 .backend
                 .unwrap_or_else(|| std::sync::Arc::new(crate::store::MemoryBackend::new())),
             server_side_sessions: self.server_side_sessions,
+            telemetry: self.telemetry,
             cookies: CookieSettings {
                 session_name: session_cookie_name,
                 transaction_prefix: transaction_cookie_prefix,
@@ -702,6 +740,7 @@ impl ServerClientBuilder {
                 transaction_max_age: self.transaction_max_age,
                 max_transactions: self.max_transactions,
             },
+            dpop: crate::dpop::Dpop::from_setting(self.dpop)?,
         };
         Ok((config, http))
     }

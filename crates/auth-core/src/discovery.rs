@@ -58,6 +58,11 @@ pub struct ProviderMetadata {
     pub authorization_response_iss_parameter_supported: bool,
     /// OIDC Back-Channel Logout support.
     pub backchannel_logout_supported: bool,
+    /// OpenID CIBA: where backchannel authentication requests start, if offered (an unusable
+    /// URL counts as absent).
+    pub backchannel_authentication_endpoint: Option<Url>,
+    /// OpenID CIBA token delivery modes (`poll`, `ping`, `push`); empty when not stated.
+    pub backchannel_token_delivery_modes_supported: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +84,11 @@ struct RawMetadata {
     authorization_response_iss_parameter_supported: bool,
     #[serde(default)]
     backchannel_logout_supported: bool,
+    #[serde(default)]
+    backchannel_authentication_endpoint: Option<String>,
+    /// Read leniently: a malformed value never fails discovery for the other flows.
+    #[serde(default)]
+    backchannel_token_delivery_modes_supported: Option<serde_json::Value>,
 }
 
 /// A verification key from the JWKS, parsed once.
@@ -435,6 +445,25 @@ impl Discovery {
             authorization_response_iss_parameter_supported: raw
                 .authorization_response_iss_parameter_supported,
             backchannel_logout_supported: raw.backchannel_logout_supported,
+            // Optional extra: an unusable one is ignored (CIBA then reports a configuration error).
+            backchannel_authentication_endpoint: opt(
+                "backchannel_authentication_endpoint",
+                raw.backchannel_authentication_endpoint.as_ref(),
+            )
+            .ok()
+            .flatten(),
+            backchannel_token_delivery_modes_supported: raw
+                .backchannel_token_delivery_modes_supported
+                .as_ref()
+                .and_then(serde_json::Value::as_array)
+                .map(|modes| {
+                    modes
+                        .iter()
+                        .filter_map(serde_json::Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
             issuer: raw.issuer,
         })
     }

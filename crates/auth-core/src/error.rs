@@ -103,6 +103,26 @@ pub enum Error {
     /// the action from the app's own pages, with an allowed connection.
     #[error("request refused: {0}")]
     Forbidden(ForbiddenReason),
+
+    /// A custom token exchange failed: refused before any request (a reserved or malformed
+    /// token type, missing input) or by the provider (its code and status kept).
+    #[error("{0}")]
+    TokenExchange(crate::flows::token_exchange::TokenExchangeError),
+
+    /// A token request needs multi-factor authentication first (Auth0 answers `403
+    /// mfa_required`, by tenant policy or a post-login Action). The session is kept. Step up:
+    /// log in again with [`crate::MfaRequired::step_up_authorization_params`] (`acr_values`
+    /// asking for MFA, and the audience); that login's token for the audience is then used
+    /// without a refresh. The `mfa_token` inside is secret: never hand it to the browser.
+    #[error("{0}")]
+    MfaRequired(Box<crate::flows::mfa::MfaRequired>),
+
+    /// A backchannel authentication (CIBA) ended without tokens: the user denied it, it
+    /// expired, the provider no longer knows its `auth_req_id`, the ID token named another
+    /// user, or it was polled after it had ended. [`Error::code`] is the provider's code for
+    /// the first three (`access_denied`, `expired_token`, `invalid_grant`).
+    #[error("backchannel authentication: {0}")]
+    Ciba(#[from] crate::flows::ciba::CibaError),
 }
 
 impl Error {
@@ -131,6 +151,9 @@ impl Error {
             Self::LogoutToken(_) => "invalid_logout_token",
             Self::MyAccount(_) => "my_account_error",
             Self::Forbidden(r) => r.code(),
+            Self::TokenExchange(e) => e.code(),
+            Self::MfaRequired(_) => "mfa_required",
+            Self::Ciba(e) => e.code(),
         }
     }
 
@@ -139,6 +162,7 @@ impl Error {
     pub fn oauth_error(&self) -> Option<&OAuthError> {
         match self {
             Self::Authorization(e) | Self::Endpoint { error: e, .. } => Some(e),
+            Self::TokenExchange(crate::flows::token_exchange::TokenExchangeError::Refused(e)) => Some(e),
             _ => None,
         }
     }

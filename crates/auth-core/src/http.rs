@@ -13,6 +13,8 @@ const MAX_BODY: usize = 1024 * 1024;
 pub(crate) struct Response {
     pub(crate) status: u16,
     pub(crate) body: Vec<u8>,
+    /// The `DPoP-Nonce` header (RFC 9449 §8), whatever the status.
+    pub(crate) dpop_nonce: Option<String>,
 }
 
 /// The URL without query or fragment, for errors and logs.
@@ -38,6 +40,11 @@ pub(crate) async fn send(req: reqwest::RequestBuilder, url: &Url) -> Result<Resp
     };
     let mut resp = req.send().await.map_err(map)?;
     let status = resp.status().as_u16();
+    let dpop_nonce = resp
+        .headers()
+        .get("dpop-nonce")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| truncate(v, 512));
     if resp.content_length().is_some_and(|l| l > MAX_BODY as u64) {
         return Err(TransportError::TooLarge {
             url: shown,
@@ -56,7 +63,11 @@ pub(crate) async fn send(req: reqwest::RequestBuilder, url: &Url) -> Result<Resp
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Response { status, body })
+    Ok(Response {
+        status,
+        body,
+        dpop_nonce,
+    })
 }
 
 pub(crate) async fn get_json<T: DeserializeOwned>(
@@ -85,35 +96,61 @@ pub(crate) async fn post_form<T: DeserializeOwned>(
     extra_headers: &[(&str, String)],
     accepted: &[u16],
 ) -> Result<T> {
-    let body = serde_urlencoded::to_string(form)
-        .map_err(|_| Error::InvalidParameter("a parameter could not be form-encoded".into()))?;
-    let mut req = http
-        .post(url.clone())
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("accept", "application/json")
-        .body(body);
-    if let Some(a) = authorization {
-        req = req.header("authorization", a);
+    post_form_nonce(http, endpoint, url, form, authorization, extra_headers, accepted)
+        .await
+        .0
+}
+
+/// [`post_form`], also returning the answer's `DPoP-Nonce` header (RFC 9449 §8), success or
+/// error, for the DPoP retry.
+pub(crate) async fn post_form_nonce<T: DeserializeOwned>(
+    http: &reqwest::Client,
+    endpoint: &'static str,
+    url: &Url,
+    form: &[(String, String)],
+    authorization: Option<&str>,
+    extra_headers: &[(&str, String)],
+    accepted: &[u16],
+) -> (Result<T>, Option<String>) {
+    let mut nonce = None;
+    let result: Result<T> = async {
+        let body = serde_urlencoded::to_string(form)
+            .map_err(|_| Error::InvalidParameter("a parameter could not be form-encoded".into()))?;
+        let mut req = http
+            .post(url.clone())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(body);
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        for (k, v) in extra_headers {
+            req = req.header(*k, v);
+        }
+        let resp = send(req, url).await?;
+        nonce.clone_from(&resp.dpop_nonce);
+        if accepted.contains(&resp.status) {
+            return serde_json::from_slice(&resp.body).map_err(|e| Error::InvalidResponse {
+                endpoint,
+                reason: format!("the body is not the expected JSON ({})", e.classify_name()),
+            });
+        }
+        if let Some(mfa) = crate::flows::mfa::from_body(&resp.body, resp.status) {
+            tracing::debug!(endpoint, status = resp.status, "provider requires multi-factor authentication");
+            return Err(Error::MfaRequired(Box::new(mfa)));
+        }
+        if let Some(error) = parse_oauth_error(&resp.body, resp.status) {
+            tracing::debug!(endpoint, status = resp.status, error = %error.error, "provider returned an OAuth error");
+            return Err(Error::Endpoint { endpoint, error });
+        }
+        Err(TransportError::Status {
+            url: redact(url),
+            status: resp.status,
+        }
+        .into())
     }
-    for (k, v) in extra_headers {
-        req = req.header(*k, v);
-    }
-    let resp = send(req, url).await?;
-    if accepted.contains(&resp.status) {
-        return serde_json::from_slice(&resp.body).map_err(|e| Error::InvalidResponse {
-            endpoint,
-            reason: format!("the body is not the expected JSON ({})", e.classify_name()),
-        });
-    }
-    if let Some(error) = parse_oauth_error(&resp.body, resp.status) {
-        tracing::debug!(endpoint, status = resp.status, error = %error.error, "provider returned an OAuth error");
-        return Err(Error::Endpoint { endpoint, error });
-    }
-    Err(TransportError::Status {
-        url: redact(url),
-        status: resp.status,
-    }
-    .into())
+    .await;
+    (result, nonce)
 }
 
 fn parse_oauth_error(body: &[u8], status: u16) -> Option<OAuthError> {

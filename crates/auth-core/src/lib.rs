@@ -33,6 +33,7 @@ mod client_auth;
 mod config;
 pub mod cookies;
 mod discovery;
+mod dpop;
 mod error;
 mod flows;
 mod http;
@@ -45,6 +46,7 @@ mod seal;
 mod secret;
 mod session;
 pub mod store;
+pub mod telemetry;
 mod time;
 mod transaction;
 
@@ -52,6 +54,7 @@ pub use client::ServerClient;
 pub use client_auth::{ClientAuth, SigningAlgorithm};
 pub use config::{MIN_SECRET_LEN, ServerClientBuilder};
 pub use discovery::ProviderMetadata;
+pub use dpop::{BEARER_TOKEN_TYPE, DPOP_TOKEN_TYPE, ResourceAuthorization};
 pub use error::{
     CallbackError, ConfigError, DiscoveryError, Error, ForbiddenReason, IdTokenError, LogoutTokenError,
     MyAccountError, OAuthError, Result, StoreError, TransportError,
@@ -59,6 +62,10 @@ pub use error::{
 pub use flows::access_token::{AccessToken, AccessTokenOptions};
 pub use flows::backchannel::{BACKCHANNEL_LOGOUT_EVENT, BackchannelLogout};
 pub use flows::callback::CallbackParams;
+pub use flows::ciba::{
+    BackchannelAuthentication, BackchannelAuthenticationOptions, BackchannelAuthenticationResult,
+    BackchannelPoll, CIBA_GRANT, CibaError, DEFAULT_CIBA_SCOPE, DEFAULT_POLL_INTERVAL, SLOW_DOWN_STEP,
+};
 pub use flows::connect::{
     ConnectAccountOptions, ConnectResult, ConnectedAccount, ConnectedAccountsPage, ConnectionsPage,
     ListOptions,
@@ -68,6 +75,11 @@ pub use flows::dispatch::CallbackOutcome;
 pub use flows::link::{LinkOptions, LinkResult, UnlinkOptions};
 pub use flows::login::{LoginOptions, LoginResult, MAX_APP_STATE_BYTES};
 pub use flows::logout::LogoutOptions;
+pub use flows::mfa::{MFA_ACR_VALUE, MfaRequired};
+pub use flows::token_exchange::{
+    TOKEN_EXCHANGE_GRANT, TokenExchangeError, TokenExchangeOptions, TokenExchangeResult,
+    is_reserved_token_type,
+};
 pub use params::{AuthorizationParams, DEFAULT_SCOPE};
 pub use secret::SecretString;
 pub use session::{ConnectionTokenSet, DEFAULT_AUDIENCE, Session, SessionData, TokenSet, UserClaims};

@@ -12,7 +12,9 @@ use auth_examples::{connected_accounts, serve};
 #[tokio::main]
 async fn main() {
     serve::init_logging();
-    let auth = AuthState::from_env().unwrap_or_else(|e| fail(&e.to_string()));
+    let auth = auth_core::ServerClient::from_env()
+        .and_then(|client| AuthState::new(client, connected_accounts::auth_options()))
+        .unwrap_or_else(|e| fail(&e.to_string()));
     let addr = serve::listen_addr().unwrap_or_else(|e| fail(&e));
     if let Err(e) = serve::run(connected_accounts::app(&auth), addr).await {
         fail(&format!("cannot listen on {addr}: {e}"));

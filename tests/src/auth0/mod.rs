@@ -38,11 +38,25 @@
 //!   `400 {"error":"federated_connection_refresh_token_not_found"}`.
 //! - ID tokens carry profile claims only with the `profile` scope and `email`/`email_verified`
 //!   only with `email` (like Auth0); custom claims always.
+//! - Custom Token Exchange (`token_exchange.rs`): the profile's Action is scripted per
+//!   `subject_token_type` ([`Auth0Emulator::token_exchange_profile`]); its refusals are
+//!   recorded as injected, an unregistered type is a genuine `400 invalid_request`.
+//! - DPoP (`dpop.rs`): proofs are checked whenever a `DPoP` header comes; tokens of the
+//!   authorization code, refresh and token exchange grants are then bound (`token_type: DPoP`,
+//!   `cnf.jkt`), CIBA and Token Vault answers stay `Bearer`; the `use_dpop_nonce` challenge is
+//!   recorded as injected. [`Auth0Emulator::start_api`] serves an API that checks how each
+//!   token is presented.
+//! - [`EmulatorOptions::tls`] serves HTTPS with a test CA ([`EMU_TLS_CA_PEM`]).
 
+mod advanced;
+mod ciba;
+mod dpop;
 mod keys;
 mod my_account;
 mod oauth;
 mod state;
+mod tls;
+mod token_exchange;
 mod wire;
 
 use std::net::SocketAddr;
@@ -54,8 +68,13 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
+pub use self::advanced::{MFA_POLICY, Telemetry, decode_telemetry};
+pub use self::ciba::{CIBA_GRANT_TYPE, CibaOutcome, CibaPoll, CibaRecord, CibaScript};
+pub use self::dpop::{ApiRequest, EmulatedApi};
 use self::keys::Keys;
 use self::state::State;
+pub use self::tls::EMU_TLS_CA_PEM;
+pub use self::token_exchange::{ExchangeAction, TOKEN_EXCHANGE_GRANT_TYPE};
 use self::wire::{Answer, Refusal, Req, parse_pairs};
 
 /// `client_id` of the default confidential client (`client_secret_basic`).
@@ -172,6 +191,11 @@ pub struct EmulatorOptions {
     /// Refresh token rotation (default `false`, Auth0's default). When on, every refresh
     /// returns a new refresh token and the old one answers `invalid_grant`.
     pub rotate_refresh_tokens: bool,
+    /// Serve HTTPS (default `false`): the issuer becomes `https://127.0.0.1:PORT/`, with a
+    /// certificate for `127.0.0.1` and `localhost` signed by the test CA [`EMU_TLS_CA_PEM`]
+    /// (clients trust it, e.g. through `SSL_CERT_FILE`) — the `AUTH0_DOMAIN` configuration
+    /// style of a real tenant.
+    pub tls: bool,
 }
 
 impl Default for EmulatorOptions {
@@ -198,6 +222,7 @@ impl Default for EmulatorOptions {
                 EmulatedConnection::new("github", "github", &["read:user", "user:email"]),
             ],
             rotate_refresh_tokens: false,
+            tls: false,
         }
     }
 }
@@ -229,7 +254,9 @@ pub struct RecordedRequest {
     pub error: Option<String>,
     /// Why the request was refused (or what else is worth knowing).
     pub reason: Option<String>,
-    /// Answered because of [`Auth0Emulator::fail_next_my_account`].
+    /// A scripted outcome, not a refusal by a check: answered because of
+    /// [`Auth0Emulator::fail_next_my_account`] or a policy a test set (e.g.
+    /// [`Auth0Emulator::require_mfa_for`]'s `mfa_required`).
     pub injected: bool,
 }
 
@@ -360,7 +387,8 @@ impl Auth0Emulator {
             .await
             .expect("auth0 emulator: bind 127.0.0.1:0");
         let addr: SocketAddr = listener.local_addr().expect("auth0 emulator: local addr");
-        let base = format!("http://{addr}");
+        let tls = opts.tls;
+        let base = format!("{}://{addr}", if tls { "https" } else { "http" });
         let state = State {
             current_sub: EMU_DEFAULT_SUB.to_owned(),
             users: [(
@@ -381,17 +409,23 @@ impl Auth0Emulator {
             .fallback(serve_request)
             .with_state(shared.clone());
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            if tls {
+                let _ = axum::serve(tls::TlsListener::new(listener), app).await;
+            } else {
+                let _ = axum::serve(listener, app).await;
+            }
         });
         Auth0Emulator { base, shared, server }
     }
 
-    /// `http://127.0.0.1:PORT` — what the library is configured with as the Auth0 domain.
+    /// `http://127.0.0.1:PORT` (`https://` with [`EmulatorOptions::tls`]) — what the library is
+    /// configured with as the Auth0 domain.
     pub fn domain(&self) -> String {
         self.base.clone()
     }
 
-    /// `http://127.0.0.1:PORT/` — the issuer, with the trailing slash, exactly as Auth0.
+    /// `http://127.0.0.1:PORT/` (`https://` with [`EmulatorOptions::tls`]) — the issuer, with
+    /// the trailing slash, exactly as Auth0.
     pub fn issuer(&self) -> String {
         self.shared.issuer.clone()
     }
@@ -545,22 +579,15 @@ async fn serve_request(AxumState(shared): AxumState<Arc<Shared>>, request: Reque
             None
         },
         body: String::from_utf8_lossy(&bytes).into_owned(),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
+        headers: header_pairs(&parts.headers),
         auth_scheme: req.authorization().map(|(scheme, _)| scheme.to_owned()),
         ..RecordedRequest::default()
     };
 
     let mut st = shared.lock();
-    let answer = match route(&shared, &mut st, &req, &mut rec) {
+    let answer = match advanced::check_telemetry(&mut st, &req)
+        .and_then(|()| route(&shared, &mut st, &req, &mut rec))
+    {
         Ok(answer) => answer,
         Err(refusal) => refusal.into_answer(),
     };
@@ -597,10 +624,13 @@ fn route(sh: &Shared, st: &mut State, req: &Req<'_>, rec: &mut RecordedRequest) 
         ("GET", "/connect"),
     ];
     match (req.method, req.path) {
-        ("GET", "/.well-known/openid-configuration") => oauth::discovery(sh, req),
+        ("GET", "/.well-known/openid-configuration") => {
+            oauth::discovery(sh, req).map(|a| ciba::advertise(sh, st, advanced::adjust_discovery(st, a)))
+        }
         ("GET", "/.well-known/jwks.json") => oauth::jwks(sh, req),
         ("GET", "/authorize") => oauth::authorize(sh, st, req),
         ("POST", "/oauth/par") => oauth::par(sh, st, req, rec),
+        ("POST", "/bc-authorize") => ciba::bc_authorize(sh, st, req, rec),
         ("POST", "/oauth/token") => oauth::token(sh, st, req, rec),
         ("POST", "/oauth/revoke") => oauth::revoke(sh, st, req, rec),
         ("GET", "/userinfo") => oauth::userinfo(sh, st, req),
@@ -632,4 +662,17 @@ fn into_response(answer: Answer) -> Response {
         }
     }
     response
+}
+
+/// Request headers as recorded: lower-case names, values as (lossy) text.
+pub(crate) fn header_pairs(headers: &axum::http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }

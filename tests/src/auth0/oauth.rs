@@ -21,7 +21,7 @@ const CODE_TTL: u64 = 600;
 /// Lifetime of a pushed authorization request (`expires_in`).
 const PAR_TTL: u64 = 60;
 /// Lifetime of an ID token.
-const ID_TOKEN_TTL: u64 = 36_000;
+pub(crate) const ID_TOKEN_TTL: u64 = 36_000;
 
 /// Scopes that are about the user, not an API.
 const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
@@ -106,6 +106,7 @@ pub(crate) fn discovery(sh: &Shared, req: &Req<'_>) -> Result<Answer, Refusal> {
             "require_pushed_authorization_requests": false,
             "backchannel_logout_supported": true,
             "backchannel_logout_session_supported": true,
+            "dpop_signing_alg_values_supported": ["ES256"],
         }),
     ))
 }
@@ -342,7 +343,9 @@ fn validate_authorization(sh: &Shared, params: &Params, what: &str) -> Result<Au
         None => None,
     };
 
+    let acr_values = super::advanced::check_login_options(params, what)?;
     Ok(AuthzRequest {
+        acr_values,
         client_id: client_id.to_owned(),
         redirect_uri: redirect_uri.to_owned(),
         state: state.to_owned(),
@@ -523,7 +526,12 @@ fn form_post_page(action: &str, fields: &[(&str, &str)]) -> String {
 // Client authentication
 
 /// Authenticates the client of a token/PAR/revocation request exactly as it is registered.
-fn authenticate_client(sh: &Shared, req: &Req<'_>, form: &Params, what: &str) -> Result<String, Refusal> {
+pub(crate) fn authenticate_client(
+    sh: &Shared,
+    req: &Req<'_>,
+    form: &Params,
+    what: &str,
+) -> Result<String, Refusal> {
     if form.has("client_assertion") || form.has("client_assertion_type") {
         return Err(Refusal::invalid_client(format!(
             "{what}: private_key_jwt is not configured for any emulated client"
@@ -627,10 +635,18 @@ pub(crate) fn token(
     let client_id = authenticate_client(sh, req, &form, WHAT)?;
     rec.client_id = Some(client_id.clone());
     let grant_type = form.require("grant_type", WHAT)?;
-    match grant_type {
+    let dpop = match super::dpop::check_token_request(sh, st, req)? {
+        super::dpop::Checked::Challenge(answer) => return Ok(answer),
+        checked => checked,
+    };
+    let answer = match grant_type {
         "authorization_code" => code_grant(sh, st, &form, &client_id),
         "refresh_token" => refresh_grant(sh, st, &form, &client_id),
         TOKEN_VAULT_GRANT_TYPE => token_vault(sh, st, &form, &client_id),
+        super::token_exchange::TOKEN_EXCHANGE_GRANT_TYPE => {
+            super::token_exchange::grant(sh, st, &form, &client_id)
+        }
+        super::ciba::CIBA_GRANT_TYPE => super::ciba::grant(sh, st, &form, &client_id),
         other => Err(Refusal::oauth_400(
             "unsupported_grant_type",
             format!(
@@ -638,7 +654,8 @@ pub(crate) fn token(
                  {TOKEN_VAULT_GRANT_TYPE})"
             ),
         )),
-    }
+    }?;
+    Ok(super::dpop::finish(sh, st, answer, &dpop, grant_type))
 }
 
 fn code_grant(sh: &Shared, st: &mut State, form: &Params, client_id: &str) -> Result<Answer, Refusal> {
@@ -744,6 +761,7 @@ fn code_grant(sh: &Shared, st: &mut State, form: &Params, client_id: &str) -> Re
     if let Some(details) = &request.authorization_details {
         body["authorization_details"] = details.clone();
     }
+    super::advanced::after_code_grant(sh, st, &grant, &mut body);
     Ok(Answer::token_json(200, &body))
 }
 
@@ -793,6 +811,9 @@ fn refresh_grant(sh: &Shared, st: &mut State, form: &Params, client_id: &str) ->
     } else {
         requested_scope.unwrap_or_else(|| grant.scope.clone())
     };
+    if let Some(answer) = super::advanced::mfa_required(st, token, &grant.sub, &audience) {
+        return Ok(answer);
+    }
 
     let mut body = issue_tokens(
         sh,
@@ -814,7 +835,9 @@ fn refresh_grant(sh: &Shared, st: &mut State, form: &Params, client_id: &str) ->
         }
         let mut next = grant.clone();
         next.revoked = None;
-        body["refresh_token"] = json!(new_refresh_token(st, next));
+        let rotated = new_refresh_token(st, next);
+        super::advanced::on_rotation(st, token, &rotated);
+        body["refresh_token"] = json!(rotated);
     }
     Ok(Answer::token_json(200, &body))
 }
@@ -1010,8 +1033,8 @@ fn merge(into: &mut Value, from: &Value) {
 }
 
 /// The user's claims filtered by scope, as Auth0 releases them.
-fn released_claims(claims: &Value, scope: &[String]) -> Map<String, Value> {
-    let has = |s: &str| scope.iter().any(|t| t == s);
+pub(crate) fn released_claims(claims: &Value, scope: &[impl AsRef<str>]) -> Map<String, Value> {
+    let has = |s: &str| scope.iter().any(|t| t.as_ref() == s);
     claims
         .as_object()
         .map(|map| {
@@ -1031,7 +1054,8 @@ fn released_claims(claims: &Value, scope: &[String]) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
-fn new_refresh_token(st: &mut State, grant: RefreshGrant) -> String {
+/// A new refresh token for `grant`, kept in the state.
+pub(crate) fn new_refresh_token(st: &mut State, grant: RefreshGrant) -> String {
     let token = format!("v1.emu-rt.{}", random_token(32));
     st.refresh_tokens.insert(token.clone(), grant);
     token
@@ -1105,14 +1129,9 @@ pub(crate) fn v2_logout(sh: &Shared, req: &Req<'_>) -> Result<Answer, Refusal> {
     if !req.body.is_empty() {
         return Err(Refusal::invalid_request(format!("{WHAT}: GET with a body")));
     }
-    let pairs = req
-        .query
-        .iter()
-        .filter(|(k, v)| !(k == "federated" && v.is_empty()))
-        .cloned()
-        .collect();
+    let (pairs, _federated) = super::advanced::federated_flag(req.query, WHAT)?;
     let params = Params::new(pairs, WHAT)?;
-    params.only(&["client_id", "returnTo", "federated"], WHAT)?;
+    params.only(&["client_id", "returnTo"], WHAT)?;
     if let Some(client_id) = params.get("client_id") {
         if sh.client(client_id).is_none() {
             return Err(Refusal::invalid_request(format!(
@@ -1132,7 +1151,11 @@ pub(crate) fn v2_logout(sh: &Shared, req: &Req<'_>) -> Result<Answer, Refusal> {
 /// `GET /oidc/logout?id_token_hint&post_logout_redirect_uri[&client_id][&state]…`.
 pub(crate) fn oidc_logout(sh: &Shared, req: &Req<'_>) -> Result<Answer, Refusal> {
     const WHAT: &str = "/oidc/logout";
-    let params = req.query_params(WHAT)?;
+    if !req.body.is_empty() {
+        return Err(Refusal::invalid_request(format!("{WHAT}: GET with a body")));
+    }
+    let (pairs, _federated) = super::advanced::federated_flag(req.query, WHAT)?;
+    let params = Params::new(pairs, WHAT)?;
     params.only(
         &[
             "id_token_hint",
@@ -1141,7 +1164,6 @@ pub(crate) fn oidc_logout(sh: &Shared, req: &Req<'_>) -> Result<Answer, Refusal>
             "state",
             "logout_hint",
             "ui_locales",
-            "federated",
         ],
         WHAT,
     )?;

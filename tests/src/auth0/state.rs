@@ -36,6 +36,8 @@ pub(crate) struct AuthzRequest {
     /// Verified claims of `id_token_hint`.
     pub(crate) hint: Option<Value>,
     pub(crate) authorization_details: Option<Value>,
+    /// `acr_values` (only the MFA policy is accepted).
+    pub(crate) acr_values: Option<String>,
 }
 
 /// A pushed authorization request.
@@ -110,6 +112,14 @@ pub(crate) struct State {
     /// advertising the endpoint).
     pub(crate) par_disabled: bool,
     pub(crate) requests: Vec<RecordedRequest>,
+    /// DPoP: seen `jti`s, knobs (`dpop.rs`).
+    pub(crate) dpop: super::dpop::DpopState,
+    /// Token Exchange Profiles (`token_exchange.rs`).
+    pub(crate) token_exchange: super::token_exchange::ExchangeState,
+    /// Telemetry expectations, MFA policy, login-option knobs (see `advanced.rs`).
+    pub(crate) advanced: super::advanced::AdvancedState,
+    /// CIBA requests, scripts and knobs (`ciba.rs`).
+    pub(crate) ciba: super::ciba::CibaState,
     /// Counter for unique ids.
     pub(crate) seq: u64,
 }

@@ -67,6 +67,9 @@ pub struct AccessToken {
     /// The audience key (`"default"` for the default audience; the connection name for a
     /// Token Vault token).
     pub audience: String,
+    /// How to present it ([`crate::DPOP_TOKEN_TYPE`] for a DPoP-bound token, else
+    /// [`crate::BEARER_TOKEN_TYPE`]); see [`ServerClient::resource_authorization`].
+    pub token_type: &'static str,
 }
 
 impl fmt::Debug for AccessToken {
@@ -75,6 +78,7 @@ impl fmt::Debug for AccessToken {
             .field("audience", &self.audience)
             .field("scope", &self.scope)
             .field("expires_at", &self.expires_at)
+            .field("token_type", &self.token_type)
             .field("token", &"[redacted]")
             .finish()
     }
@@ -87,7 +91,14 @@ impl AccessToken {
             expires_at,
             scope,
             audience,
+            token_type: crate::dpop::BEARER_TOKEN_TYPE,
         }
+    }
+
+    /// The same token with the `token_type` the token endpoint gave (`DPoP` or `Bearer`).
+    pub(crate) fn with_token_type(mut self, token_type: Option<&str>) -> Self {
+        self.token_type = crate::dpop::normalized_token_type(token_type);
+        self
     }
 }
 
@@ -98,6 +109,7 @@ impl From<&TokenSet> for AccessToken {
             expires_at: t.expires_at,
             scope: t.scope.clone(),
             audience: t.audience.clone(),
+            token_type: t.token_type(),
         }
     }
 }
@@ -163,7 +175,8 @@ impl ServerClient {
                 options.force_refresh,
                 jar,
             )
-            .await?;
+            .await
+            .map_err(|e| super::mfa::with_context(e, &audience, scope))?;
         Ok((&set).into())
     }
 
@@ -245,7 +258,9 @@ impl ServerClient {
             access_token: refreshed.access_token.clone(),
             scope: refreshed.scope.clone(),
             expires_at: refreshed.expires_at,
-            extra: Map::<String, Value>::new(),
+            extra: Map::<String, Value>::from_iter(crate::dpop::token_type_fields(
+                refreshed.token_type.as_deref(),
+            )),
         };
         session.token_sets.retain(|t| {
             !(t.audience == set.audience && scopes(t.scope.as_deref()) == scopes(set.scope.as_deref()))
@@ -280,17 +295,10 @@ impl ServerClient {
             }
             Err(e) => return Err(e),
         };
-        let id_token = match &tokens.id_token {
-            Some(id_token) => {
-                let meta = self.metadata().await?;
-                let claims = self.validate_id_token(&meta, id_token, None).await?;
-                super::login::verify_at_hash(&claims, id_token, tokens.access_token.expose())?;
-                Some((SecretString::new(id_token.clone()), claims))
-            }
-            None => None,
-        };
+        let id_token = self.optional_response_id_token(&tokens).await?;
         Ok(Outcome::Refreshed(Arc::new(Refreshed {
             access_token: tokens.access_token.clone(),
+            token_type: tokens.token_type.clone(),
             expires_at: now().saturating_add(tokens.expires_in()),
             scope: tokens.scope.clone().or_else(|| scope.map(str::to_owned)),
             refresh_token: tokens

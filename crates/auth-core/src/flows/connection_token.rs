@@ -71,7 +71,8 @@ impl ServerClient {
                 cached.expires_at,
                 cached.scope.clone(),
                 cached.connection.clone(),
-            ));
+            )
+            .with_token_type(Some(cached.token_type())));
         }
         let refresh_token = session.refresh_token.clone().ok_or(Error::MissingRefreshToken)?;
         let mut form = vec![
@@ -91,17 +92,14 @@ impl ServerClient {
             access_token: tokens.access_token.clone(),
             scope: tokens.scope.clone(),
             expires_at: now().saturating_add(tokens.expires_in()),
-            extra: Map::new(),
+            extra: Map::from_iter(crate::dpop::token_type_fields(tokens.token_type.as_deref())),
         };
         let owned = std::sync::Arc::make_mut(&mut session);
         owned.connection_token_sets.retain(|t| !same(t));
         owned.connection_token_sets.push(set.clone());
         self.write_session(&session, false, jar).await?;
-        Ok(AccessToken::new(
-            set.access_token,
-            set.expires_at,
-            set.scope,
-            set.connection,
-        ))
+        let token_type = set.token_type();
+        let token = AccessToken::new(set.access_token, set.expires_at, set.scope, set.connection);
+        Ok(token.with_token_type(Some(token_type)))
     }
 }

@@ -221,6 +221,7 @@ impl ServerClient {
         query.extend(extra);
         query.push(("id_token_hint".into(), id_token.expose().to_owned()));
         query.extend(merged.iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
+        self.add_authorize_telemetry(&mut query);
         // The request carries the session's ID token: whenever the provider offers PAR, push
         // it so the token never appears in the browser's URL (history, logs, Referer).
         let par_wanted = c.pushed_authorization_requests || meta.require_pushed_authorization_requests;

@@ -223,6 +223,7 @@ impl ServerClient {
             ("code_challenge_method".into(), "S256".into()),
         ];
         query.extend(params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
+        self.add_authorize_telemetry(&mut query);
 
         let url = if use_par {
             self.push_authorization_request(&meta, query).await?
@@ -388,9 +389,40 @@ impl ServerClient {
             ])
             .await?;
         let id_token = tokens.id_token.clone().ok_or(IdTokenError::Missing)?;
-        let claims = self.validate_id_token(&meta, &id_token, Some(tx)).await?;
-        verify_at_hash(&claims, &id_token, tokens.access_token.expose())?;
+        let claims = self
+            .verify_response_id_token(&meta, &id_token, Some(tx), tokens.access_token.expose())
+            .await?;
         Ok((tokens, id_token, claims))
+    }
+
+    /// An ID token from a token response, validated ([`ServerClient::validate_id_token`]) and
+    /// its `at_hash` checked against the response's access token; its claims.
+    pub(crate) async fn verify_response_id_token(
+        &self,
+        meta: &ProviderMetadata,
+        id_token: &str,
+        tx: Option<&Transaction>,
+        access_token: &str,
+    ) -> Result<Map<String, Value>> {
+        let claims = self.validate_id_token(meta, id_token, tx).await?;
+        verify_at_hash(&claims, id_token, access_token)?;
+        Ok(claims)
+    }
+
+    /// The ID token of a token response that answers no transaction (refresh, token
+    /// exchange), if there is one: verified as [`ServerClient::verify_response_id_token`].
+    pub(crate) async fn optional_response_id_token(
+        &self,
+        tokens: &TokenResponse,
+    ) -> Result<Option<(SecretString, Map<String, Value>)>> {
+        let Some(id_token) = &tokens.id_token else {
+            return Ok(None);
+        };
+        let meta = self.metadata().await?;
+        let claims = self
+            .verify_response_id_token(&meta, id_token, None, tokens.access_token.expose())
+            .await?;
+        Ok(Some((SecretString::new(id_token.clone()), claims)))
     }
 
     /// Validates an ID token from the token endpoint; `tx` carries nonce, max_age and
@@ -428,16 +460,31 @@ pub(crate) fn new_session(
     id_token: String,
     claims: &Map<String, Value>,
 ) -> SessionData {
-    let sid = claims
-        .get("sid")
-        .and_then(Value::as_str)
-        .map_or_else(|| CsrfToken::new_random_len(32).secret().clone(), str::to_owned);
+    fresh_session(
+        claims.get("sid").and_then(Value::as_str),
+        user_claims(claims.clone()),
+        SecretString::new(id_token),
+        tokens.refresh_token.clone(),
+        token_set(tx, tokens),
+    )
+}
+
+/// A fresh session (created now) for `user` with one token set; its id is `sid` (the ID
+/// token's), or a random one.
+pub(crate) fn fresh_session(
+    sid: Option<&str>,
+    user: Map<String, Value>,
+    id_token: SecretString,
+    refresh_token: Option<SecretString>,
+    token_set: TokenSet,
+) -> SessionData {
+    let sid = sid.map_or_else(|| CsrfToken::new_random_len(32).secret().clone(), str::to_owned);
     let now = now();
     SessionData {
-        user: user_claims(claims.clone()),
-        id_token: Some(SecretString::new(id_token)),
-        refresh_token: tokens.refresh_token.clone(),
-        token_sets: vec![token_set(tx, tokens)],
+        user,
+        id_token: Some(id_token),
+        refresh_token,
+        token_sets: vec![token_set],
         connection_token_sets: Vec::new(),
         internal: Internal {
             sid,
@@ -459,7 +506,7 @@ pub(crate) fn token_set(tx: &Transaction, tokens: &TokenResponse) -> TokenSet {
         access_token: tokens.access_token.clone(),
         scope: Some(tokens.scope.clone().unwrap_or_else(|| tx.scope.clone())),
         expires_at: now().saturating_add(tokens.expires_in()),
-        extra: Map::new(),
+        extra: crate::dpop::token_type_fields(tokens.token_type.as_deref()),
     }
 }
 

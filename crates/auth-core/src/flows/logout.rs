@@ -15,6 +15,7 @@ use crate::store::LogoutKey;
 #[must_use]
 pub struct LogoutOptions {
     return_to: Option<String>,
+    federated: bool,
 }
 
 impl LogoutOptions {
@@ -29,6 +30,15 @@ impl LogoutOptions {
         self.return_to = Some(url.into());
         self
     }
+
+    /// Also ask the provider to end the session at the upstream identity provider (Google,
+    /// an enterprise connection, …): adds the `federated` presence flag to the provider's
+    /// logout URL (`end_session_endpoint` or Auth0's `/v2/logout`). Default `false`: the URL
+    /// is unchanged (`federated` is never sent with a value meaning "off").
+    pub fn federated(mut self, federated: bool) -> Self {
+        self.federated = federated;
+        self
+    }
 }
 
 impl ServerClient {
@@ -37,7 +47,8 @@ impl ServerClient {
     ///
     /// The URL is, in order of preference: the provider's `end_session_endpoint` (OIDC
     /// RP-initiated logout with `id_token_hint`, `post_logout_redirect_uri`, `client_id`);
-    /// Auth0's `/v2/logout` for an Auth0 tenant without one; else the return URL itself. The
+    /// Auth0's `/v2/logout` for an Auth0 tenant without one; else the return URL itself. With
+    /// [`LogoutOptions::federated`] the provider URL also carries the `federated` flag. The
     /// local session is deleted even when the provider cannot be reached.
     ///
     /// # Errors
@@ -49,6 +60,7 @@ impl ServerClient {
     /// refresh token is revoked there (RFC 7009). Failures of either are logged, never
     /// returned: the local logout always happens.
     pub async fn logout(&self, options: LogoutOptions, jar: &mut dyn CookieJar) -> Result<Url> {
+        let federated = options.federated;
         let return_to = match options.return_to {
             Some(r) => Some(
                 Url::parse(&r)
@@ -95,6 +107,9 @@ impl ServerClient {
                     q.append_pair("post_logout_redirect_uri", r.as_str());
                 }
                 q.append_pair("client_id", &c.client_id);
+                if federated {
+                    q.append_key_only("federated");
+                }
             }
             return Ok(url);
         }
@@ -109,6 +124,9 @@ impl ServerClient {
                 q.append_pair("client_id", &c.client_id);
                 if let Some(r) = &return_to {
                     q.append_pair("returnTo", r.as_str());
+                }
+                if federated {
+                    q.append_key_only("federated");
                 }
             }
             return Ok(url);

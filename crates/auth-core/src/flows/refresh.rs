@@ -38,6 +38,8 @@ pub(crate) enum Outcome {
 
 pub(crate) struct Refreshed {
     pub(crate) access_token: SecretString,
+    /// `DPoP` or `Bearer`, as the token endpoint said.
+    pub(crate) token_type: Option<String>,
     pub(crate) expires_at: u64,
     pub(crate) scope: Option<String>,
     /// The refresh token to keep: the rotated one, or the one used when not rotated.

@@ -7,7 +7,7 @@ use serde_json::Value;
 use sha2::Digest as _;
 
 use crate::client::ServerClient;
-use crate::error::{Error, IdTokenError, Result};
+use crate::error::{IdTokenError, Result};
 use crate::http;
 use crate::secret::SecretString;
 
@@ -27,6 +27,9 @@ pub(crate) struct TokenResponse {
     pub(crate) scope: Option<String>,
     #[serde(default)]
     pub(crate) authorization_details: Option<Value>,
+    /// RFC 8693 §2.2.1 (token exchange answers).
+    #[serde(default)]
+    pub(crate) issued_token_type: Option<String>,
 }
 
 impl TokenResponse {
@@ -42,16 +45,6 @@ impl TokenResponse {
             _ => 60,
         }
     }
-
-    pub(crate) fn check_token_type(&self) -> Result<()> {
-        match self.token_type.as_deref() {
-            Some(t) if t.eq_ignore_ascii_case("bearer") => Ok(()),
-            _ => Err(Error::InvalidResponse {
-                endpoint: "token",
-                reason: "token_type is not Bearer".into(),
-            }),
-        }
-    }
 }
 
 impl ServerClient {
@@ -59,6 +52,12 @@ impl ServerClient {
     pub(crate) async fn token_request(&self, mut form: Vec<(String, String)>) -> Result<TokenResponse> {
         let meta = self.metadata().await?;
         let c = &self.inner.config;
+        if let Some(dpop) = &c.dpop {
+            // DPoP (RFC 9449): a proof on every token request, one retry on `use_dpop_nonce`.
+            let resp = self.dpop_token_request(dpop, &meta, form).await?;
+            resp.check_token_type_with(true)?;
+            return Ok(resp);
+        }
         let auth = c.client_auth.apply(&c.client_id, &meta.issuer, &mut form)?;
         let resp: TokenResponse = http::post_form(
             &self.inner.http,
@@ -70,7 +69,7 @@ impl ServerClient {
             &[200],
         )
         .await?;
-        resp.check_token_type()?;
+        resp.check_token_type_with(false)?;
         Ok(resp)
     }
 }
