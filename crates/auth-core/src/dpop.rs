@@ -35,8 +35,8 @@ use crate::config::ServerClientBuilder;
 use crate::discovery::ProviderMetadata;
 use crate::error::{ConfigError, Error, Result};
 use crate::flows::access_token::AccessToken;
-use crate::flows::token::TokenResponse;
 use crate::http;
+use crate::protocol::token::TokenResponse;
 use crate::secret::SecretString;
 use crate::session::{ConnectionTokenSet, TokenSet};
 

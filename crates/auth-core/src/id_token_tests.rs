@@ -361,7 +361,7 @@ fn organization_checks() {
 
 #[test]
 fn at_hash_must_match_the_access_token() {
-    use crate::flows::token::check_at_hash;
+    use crate::protocol::token::check_at_hash;
     // at_hash = base64url(left half of SHA-256(access_token))
     let at = "access-token-value";
     let digest = <sha2::Sha256 as sha2::Digest>::digest(at.as_bytes());

@@ -42,6 +42,7 @@ mod id_token;
 pub mod internal;
 mod lifetime;
 mod params;
+mod protocol;
 mod seal;
 mod secret;
 mod session;
@@ -61,19 +62,15 @@ pub use error::{
 };
 pub use flows::access_token::{AccessToken, AccessTokenOptions};
 pub use flows::backchannel::{BACKCHANNEL_LOGOUT_EVENT, BackchannelLogout};
-pub use flows::callback::CallbackParams;
 pub use flows::ciba::{
     BackchannelAuthentication, BackchannelAuthenticationOptions, BackchannelAuthenticationResult,
     BackchannelPoll, CIBA_GRANT, CibaError, DEFAULT_CIBA_SCOPE, DEFAULT_POLL_INTERVAL, SLOW_DOWN_STEP,
 };
-pub use flows::connect::{
-    ConnectAccountOptions, ConnectResult, ConnectedAccount, ConnectedAccountsPage, ConnectionsPage,
-    ListOptions,
-};
+pub use flows::connect::{ConnectAccountOptions, ConnectResult};
 pub use flows::connection_token::{ConnectionTokenOptions, TOKEN_VAULT_GRANT};
 pub use flows::dispatch::CallbackOutcome;
 pub use flows::link::{LinkOptions, LinkResult, UnlinkOptions};
-pub use flows::login::{LoginOptions, LoginResult, MAX_APP_STATE_BYTES};
+pub use flows::login::{LoginOptions, LoginResult};
 pub use flows::logout::LogoutOptions;
 pub use flows::mfa::{MFA_ACR_VALUE, MfaRequired};
 pub use flows::token_exchange::{
@@ -81,6 +78,9 @@ pub use flows::token_exchange::{
     is_reserved_token_type,
 };
 pub use params::{AuthorizationParams, DEFAULT_SCOPE};
+pub use protocol::authorize::MAX_APP_STATE_BYTES;
+pub use protocol::callback::CallbackParams;
+pub use protocol::my_account::{ConnectedAccount, ConnectedAccountsPage, ConnectionsPage, ListOptions};
 pub use secret::SecretString;
 pub use session::{ConnectionTokenSet, DEFAULT_AUDIENCE, Session, SessionData, TokenSet, UserClaims};
 pub use transaction::{Transaction, TransactionKind};

@@ -30,11 +30,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
-use super::token::TokenResponse;
 use crate::client::ServerClient;
-use crate::error::{ConfigError, Error, IdTokenError, Result};
-use crate::http;
+use crate::error::{ConfigError, Error, Result};
 use crate::params::normalize_scope;
+use crate::protocol::token::TokenResponse;
 use crate::secret::SecretString;
 use crate::session::{UserClaims, user_claims};
 use crate::time::now;
@@ -442,7 +441,6 @@ impl ServerClient {
             meta.backchannel_authentication_endpoint.as_ref(),
             &meta.backchannel_token_delivery_modes_supported,
         )?;
-        let c = &self.inner.config;
         let login_hint = serde_json::json!({
             "format": "iss_sub",
             "iss": meta.issuer,
@@ -463,19 +461,11 @@ impl ServerClient {
         if let Some(details) = &options.authorization_details {
             form.push(("authorization_details".into(), details.to_string()));
         }
-        let auth = c.client_auth.apply(&c.client_id, &meta.issuer, &mut form)?;
         // The deadline counts from before the request: never later than the provider's own.
         let sent = Instant::now();
-        let started: StartResponse = http::post_form(
-            &self.inner.http,
-            "backchannel_authentication",
-            endpoint,
-            &form,
-            auth.as_deref(),
-            &[],
-            &[200],
-        )
-        .await?;
+        let started: StartResponse = self
+            .authenticated_post(&meta, "backchannel_authentication", endpoint, form, &[200])
+            .await?;
         let answered = Instant::now();
         let invalid = |reason: &str| Error::InvalidResponse {
             endpoint: "backchannel_authentication",
@@ -642,10 +632,7 @@ impl ServerClient {
         tokens: TokenResponse,
     ) -> Result<BackchannelAuthenticationResult> {
         let meta = self.metadata().await?;
-        let id_token = tokens.id_token.clone().ok_or(IdTokenError::Missing)?;
-        let claims = self
-            .verify_response_id_token(&meta, &id_token, None, tokens.access_token.expose())
-            .await?;
+        let (id_token, claims) = self.required_response_id_token(&meta, &tokens, None).await?;
         if claims.get("sub").and_then(Value::as_str) != Some(handle.sub.as_str()) {
             tracing::warn!("backchannel authentication: the ID token names another user than requested");
             return Err(CibaError::SubjectMismatch.into());

@@ -3,13 +3,13 @@
 //! kind of the transaction their `state` names. A callback is never completed by another
 //! flow's code.
 
-use super::callback::CallbackParams;
 use super::connect::ConnectResult;
 use super::link::LinkResult;
 use super::login::LoginResult;
 use crate::client::ServerClient;
 use crate::cookies::CookieJar;
 use crate::error::{CallbackError, Error, Result};
+use crate::protocol::callback::CallbackParams;
 use crate::transaction::TransactionKind;
 
 /// What a callback completed.

@@ -2,19 +2,17 @@
 //! `unlink_account` scope, `requested_connection` and the session's ID token as
 //! `id_token_hint`, completed by a code exchange that updates the session.
 
-use oauth2::{CsrfToken, PkceCodeChallenge};
 use serde_json::Value;
 use url::Url;
 
-use super::callback::CallbackParams;
-use super::login::{new_session, token_set};
 use crate::client::ServerClient;
 use crate::cookies::CookieJar;
-use crate::error::{CallbackError, Error, Result};
-use crate::params::AuthorizationParams;
+use crate::error::{Error, Result};
+use crate::params::{AuthorizationParams, DEFAULT_SCOPE};
+use crate::protocol::authorize::{Par, check_app_state};
+use crate::protocol::callback::CallbackParams;
 use crate::secret::SecretString;
 use crate::session::user_claims;
-use crate::time::now;
 use crate::transaction::{Transaction, TransactionKind};
 
 /// Options for [`ServerClient::start_link_user`].
@@ -132,14 +130,14 @@ impl ServerClient {
                 "`connection_scope` must not be empty".into(),
             ));
         }
-        let mut extra = vec![("requested_connection".to_owned(), options.connection.clone())];
+        let mut flow_params = vec![("requested_connection".to_owned(), options.connection.clone())];
         if let Some(scope) = options.connection_scope {
-            extra.push(("requested_connection_scope".to_owned(), scope));
+            flow_params.push(("requested_connection_scope".to_owned(), scope));
         }
         self.start_account_flow(
             TransactionKind::Link,
             "link_account",
-            extra,
+            flow_params,
             options.authorization_params,
             options.app_state,
             jar,
@@ -153,11 +151,10 @@ impl ServerClient {
     /// As [`ServerClient::start_link_user`].
     pub async fn start_unlink_user(&self, options: UnlinkOptions, jar: &mut dyn CookieJar) -> Result<Url> {
         check_connection(&options.connection)?;
-        let extra = vec![("requested_connection".to_owned(), options.connection.clone())];
         self.start_account_flow(
             TransactionKind::Unlink,
             "unlink_account",
-            extra,
+            vec![("requested_connection".to_owned(), options.connection.clone())],
             options.authorization_params,
             options.app_state,
             jar,
@@ -169,14 +166,14 @@ impl ServerClient {
         &self,
         kind: TransactionKind,
         scope_word: &str,
-        extra: Vec<(String, String)>,
+        mut flow_params: Vec<(String, String)>,
         params: AuthorizationParams,
         mut app_state: Option<Value>,
         jar: &mut dyn CookieJar,
     ) -> Result<Url> {
-        let c = &self.inner.config;
+        // Input first, then the session (`authorize_request` validates the parameters again).
         params.validate()?;
-        super::login::check_app_state(&mut app_state)?;
+        check_app_state(&mut app_state)?;
         let session = self.load_session(jar).await?.ok_or(Error::NotAuthenticated)?;
         let id_token = session.id_token.clone().ok_or(Error::NotAuthenticated)?;
         let session_sub = session
@@ -185,92 +182,32 @@ impl ServerClient {
             .and_then(Value::as_str)
             .ok_or(Error::NotAuthenticated)?
             .to_owned();
-        let mut merged = c.authorization_params.merged_pinned(&params, &c.pinned_params)?;
-        let redirect_uri = merged
-            .remove("redirect_uri")
-            .ok_or(crate::error::ConfigError::Missing("redirect_uri"))?;
-        let configured_scope = merged
-            .remove("scope")
-            .unwrap_or_else(|| crate::params::DEFAULT_SCOPE.to_owned());
+        let request = self.authorize_request(kind, &params)?;
         // The flow's scope is fixed; offline_access rides along when the app uses it.
         let mut scope = format!("openid {scope_word}");
+        let configured_scope = request.requested_scope().unwrap_or(DEFAULT_SCOPE);
         if configured_scope.split_whitespace().any(|s| s == "offline_access") {
             scope.push_str(" offline_access");
         }
-        for name in [
-            "requested_connection",
-            "requested_connection_scope",
-            "id_token_hint",
-        ] {
-            merged.remove(name);
-        }
-        let state = CsrfToken::new_random_len(32).secret().clone();
-        let nonce = CsrfToken::new_random_len(32).secret().clone();
-        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let meta = self.metadata().await?;
-        let mut query: Vec<(String, String)> = vec![
-            ("response_type".into(), "code".into()),
-            ("client_id".into(), c.client_id.clone()),
-            ("redirect_uri".into(), redirect_uri.clone()),
-            ("scope".into(), scope.clone()),
-            ("state".into(), state.clone()),
-            ("nonce".into(), nonce.clone()),
-            ("code_challenge".into(), challenge.as_str().to_owned()),
-            ("code_challenge_method".into(), "S256".into()),
-        ];
-        query.extend(extra);
-        query.push(("id_token_hint".into(), id_token.expose().to_owned()));
-        query.extend(merged.iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
-        self.add_authorize_telemetry(&mut query);
-        // The request carries the session's ID token: whenever the provider offers PAR, push
-        // it so the token never appears in the browser's URL (history, logs, Referer).
-        let par_wanted = c.pushed_authorization_requests || meta.require_pushed_authorization_requests;
-        let front_channel = |query: &[(String, String)]| {
-            let mut url = meta.authorization_endpoint.clone();
-            url.query_pairs_mut().extend_pairs(query);
-            url
-        };
-        let url = if meta.pushed_authorization_request_endpoint.is_some() {
-            match self.push_authorization_request(&meta, query.clone()).await {
-                Ok(url) => url,
-                // Advertised but refused for this client (an Auth0 tenant where PAR is not
-                // enabled lists the endpoint all the same): PAR is not available, so the
-                // request goes in the URL as the provider requires. Never when the app enabled
-                // PAR or the provider requires it.
-                Err(Error::Endpoint {
-                    endpoint: "pushed_authorization_request",
-                    error,
-                }) if !par_wanted => {
-                    tracing::info!(
-                        error = %error.error,
-                        "the provider refused a pushed link/unlink request; sending it in the URL"
-                    );
-                    front_channel(&query)
-                }
-                Err(e) => return Err(e),
-            }
-        } else if par_wanted {
-            return Err(crate::error::ConfigError::ParNotSupported.into());
-        } else {
-            front_channel(&query)
-        };
-        let tx = Transaction {
-            kind,
-            state,
-            nonce,
-            code_verifier: SecretString::new(verifier.secret().clone()),
-            redirect_uri,
-            audience: merged.get("audience").map(str::to_owned),
-            scope,
-            app_state,
-            max_age: None,
-            organization: merged.get("organization").map(str::to_owned),
-            auth_session: None,
-            session_sub: Some(session_sub),
-            created_at: now(),
-        };
-        self.inner.transactions.set(&tx, jar).await?;
-        Ok(url)
+        flow_params.push(("id_token_hint".into(), id_token.expose().to_owned()));
+        request
+            .scope(scope)
+            .flow_params(
+                &[
+                    "requested_connection",
+                    "requested_connection_scope",
+                    "id_token_hint",
+                ],
+                flow_params,
+            )
+            .app_state(app_state)
+            .session_sub(session_sub)
+            .check_max_age(false)
+            // The request carries the session's ID token: whenever the provider offers PAR,
+            // push it so the token never appears in the browser's URL (history, logs, Referer).
+            .par(Par::WheneverOffered)
+            .start(self, jar)
+            .await
     }
 
     /// Completes a link from the callback URL; the session is updated with the new tokens.
@@ -309,10 +246,7 @@ impl ServerClient {
         params: &CallbackParams,
         jar: &mut dyn CookieJar,
     ) -> Result<LinkResult> {
-        let tx = self.take_transaction(params, jar).await?;
-        if tx.kind != kind {
-            return Err(Error::InvalidCallback(CallbackError::WrongFlow));
-        }
+        let tx = self.take_transaction_of(kind, params, jar).await?;
         self.finish_account_flow(&tx, params, jar).await
     }
 
@@ -322,8 +256,8 @@ impl ServerClient {
         params: &CallbackParams,
         jar: &mut dyn CookieJar,
     ) -> Result<LinkResult> {
-        let (tokens, id_token, claims) = self.exchange_code(tx, params).await?;
-        let token_sub = claims.get("sub").and_then(Value::as_str);
+        let exchange = self.exchange_code(tx, params).await?;
+        let token_sub = exchange.sub();
         // The flow must end with the user who started it: never switch the session's identity.
         if tx.session_sub.is_some() && tx.session_sub.as_deref() != token_sub {
             tracing::warn!(kind = ?tx.kind, "account flow completed for another user; refused");
@@ -336,15 +270,15 @@ impl ServerClient {
                     return Err(Error::IdentityMismatch);
                 }
                 let mut session = std::sync::Arc::unwrap_or_clone(shared);
-                session.user = user_claims(claims.clone());
-                session.id_token = Some(SecretString::new(id_token));
-                if let Some(rt) = tokens.refresh_token.clone() {
+                let set = exchange.token_set(tx);
+                session.user = user_claims(exchange.claims.clone());
+                session.id_token = Some(SecretString::new(exchange.id_token.clone()));
+                if let Some(rt) = exchange.tokens.refresh_token.clone() {
                     session.refresh_token = Some(rt);
                 }
-                let set = token_set(tx, &tokens);
                 session.token_sets.retain(|t| t.audience != set.audience);
                 session.token_sets.push(set);
-                if let Some(sid) = claims.get("sid").and_then(Value::as_str) {
+                if let Some(sid) = exchange.claims.get("sid").and_then(Value::as_str) {
                     session.internal.sid = sid.to_owned();
                 }
                 self.write_session(&session, false, jar).await?;
@@ -352,8 +286,7 @@ impl ServerClient {
             // The session ended while the user was away: the provider vouched for them, so
             // start a fresh one.
             None => {
-                self.write_session(&new_session(tx, &tokens, id_token, &claims), true, jar)
-                    .await?;
+                self.write_session(&exchange.new_session(tx), true, jar).await?;
             }
         }
         Ok(LinkResult {

@@ -3,7 +3,6 @@
 
 pub(crate) mod access_token;
 pub(crate) mod backchannel;
-pub(crate) mod callback;
 pub(crate) mod ciba;
 pub(crate) mod connect;
 pub(crate) mod connection_token;
@@ -13,5 +12,4 @@ pub(crate) mod login;
 pub(crate) mod logout;
 pub(crate) mod mfa;
 pub(crate) mod refresh;
-pub(crate) mod token;
 pub(crate) mod token_exchange;

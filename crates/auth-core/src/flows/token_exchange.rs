@@ -18,11 +18,11 @@ use std::fmt;
 use serde_json::Value;
 
 use super::access_token::AccessToken;
-use super::token::TokenResponse;
 use crate::client::ServerClient;
 use crate::cookies::CookieJar;
 use crate::error::{Error, OAuthError, Result};
 use crate::params::normalize_scope;
+use crate::protocol::token::{TokenResponse, fresh_session};
 use crate::secret::SecretString;
 use crate::session::{DEFAULT_AUDIENCE, TokenSet, UserClaims, user_claims};
 use crate::time::now;
@@ -365,7 +365,7 @@ impl ServerClient {
             .get("sid")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty() && s.len() <= 256);
-        let session = super::login::fresh_session(
+        let session = fresh_session(
             sid,
             user.clone(),
             id_token.clone(),

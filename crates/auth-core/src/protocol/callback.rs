@@ -1,8 +1,20 @@
-//! Parsing authorization responses (query or `form_post` body).
+//! The callback half of every authorize-based flow, shared by all completions: parsing the
+//! authorization response (query or `form_post` body), taking the transaction its `state`
+//! names, and the code exchange (RFC 9207 `iss`, the provider's `error`, the code with the
+//! PKCE verifier, the ID token verified against the transaction and its `at_hash`).
 
+use serde_json::{Map, Value};
 use url::Url;
 
+use super::token::{TokenResponse, fresh_session};
+use crate::client::ServerClient;
+use crate::cookies::CookieJar;
+use crate::discovery::ProviderMetadata;
 use crate::error::{CallbackError, Error, Result};
+use crate::secret::SecretString;
+use crate::session::{SessionData, TokenSet, user_claims};
+use crate::time::now;
+use crate::transaction::{Transaction, TransactionKind, is_valid_state};
 
 /// Largest callback we parse; real ones are a few hundred bytes.
 const MAX_CALLBACK_LEN: usize = 16 * 1024;
@@ -117,6 +129,122 @@ impl CallbackParams {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What a code exchange produced: the token response, its verified ID token and the claims.
+pub(crate) struct CodeExchange {
+    pub(crate) tokens: TokenResponse,
+    pub(crate) id_token: String,
+    pub(crate) claims: Map<String, Value>,
+}
+
+impl CodeExchange {
+    /// The ID token's `sub`.
+    pub(crate) fn sub(&self) -> Option<&str> {
+        self.claims.get("sub").and_then(Value::as_str)
+    }
+
+    /// The token set this exchange produced, keyed by the transaction's audience.
+    pub(crate) fn token_set(&self, tx: &Transaction) -> TokenSet {
+        TokenSet {
+            audience: tx
+                .audience
+                .clone()
+                .unwrap_or_else(|| crate::session::DEFAULT_AUDIENCE.to_owned()),
+            access_token: self.tokens.access_token.clone(),
+            scope: Some(self.tokens.scope.clone().unwrap_or_else(|| tx.scope.clone())),
+            expires_at: now().saturating_add(self.tokens.expires_in()),
+            extra: crate::dpop::token_type_fields(self.tokens.token_type.as_deref()),
+        }
+    }
+
+    /// A fresh session from this exchange; its id is the ID token's `sid`, or a random one.
+    pub(crate) fn new_session(&self, tx: &Transaction) -> SessionData {
+        fresh_session(
+            self.claims.get("sid").and_then(Value::as_str),
+            user_claims(self.claims.clone()),
+            SecretString::new(self.id_token.clone()),
+            self.tokens.refresh_token.clone(),
+            self.token_set(tx),
+        )
+    }
+}
+
+impl ServerClient {
+    /// Finds the transaction for the callback's state and deletes it (on every outcome).
+    pub(crate) async fn take_transaction(
+        &self,
+        params: &CallbackParams,
+        jar: &mut dyn CookieJar,
+    ) -> Result<Transaction> {
+        let state = params
+            .get("state")
+            .ok_or(Error::InvalidCallback(CallbackError::MissingState))?;
+        if !is_valid_state(state) {
+            return Err(Error::InvalidCallback(CallbackError::InvalidState));
+        }
+        let tx = self.inner.transactions.get(state, jar).await;
+        self.inner.transactions.delete(state, jar).await?;
+        tx?.ok_or(Error::MissingTransaction)
+    }
+
+    /// [`ServerClient::take_transaction`], refusing a transaction of another kind of flow
+    /// ([`CallbackError::WrongFlow`]; it is deleted all the same).
+    pub(crate) async fn take_transaction_of(
+        &self,
+        kind: TransactionKind,
+        params: &CallbackParams,
+        jar: &mut dyn CookieJar,
+    ) -> Result<Transaction> {
+        let tx = self.take_transaction(params, jar).await?;
+        if tx.kind != kind {
+            return Err(Error::InvalidCallback(CallbackError::WrongFlow));
+        }
+        Ok(tx)
+    }
+
+    /// The code half of every authorize-based flow: RFC 9207 `iss`, the provider's `error`,
+    /// the code exchange with the transaction's `redirect_uri` and verifier, and the ID token
+    /// checked against the transaction (nonce, max_age, organization) and `at_hash`.
+    pub(crate) async fn exchange_code(
+        &self,
+        tx: &Transaction,
+        params: &CallbackParams,
+    ) -> Result<CodeExchange> {
+        let meta = self.metadata().await?;
+        check_response_issuer(&meta, params)?;
+        params.provider_error()?;
+        let code = params
+            .get("code")
+            .filter(|c| !c.is_empty())
+            .ok_or(Error::InvalidCallback(CallbackError::MissingCode))?;
+        let tokens = self
+            .token_request(vec![
+                ("grant_type".into(), "authorization_code".into()),
+                ("code".into(), code.to_owned()),
+                ("redirect_uri".into(), tx.redirect_uri.clone()),
+                ("code_verifier".into(), tx.code_verifier.expose().to_owned()),
+            ])
+            .await?;
+        let (id_token, claims) = self.required_response_id_token(&meta, &tokens, Some(tx)).await?;
+        Ok(CodeExchange {
+            tokens,
+            id_token,
+            claims,
+        })
+    }
+}
+
+/// RFC 9207 mix-up defence: an `iss` in the response must be our issuer; a provider that
+/// promises `iss` must send it.
+fn check_response_issuer(meta: &ProviderMetadata, params: &CallbackParams) -> Result<()> {
+    match params.get("iss") {
+        Some(iss) if iss != meta.issuer => Err(Error::InvalidCallback(CallbackError::IssuerMismatch)),
+        None if meta.authorization_response_iss_parameter_supported => {
+            Err(Error::InvalidCallback(CallbackError::MissingIssuer))
+        }
+        _ => Ok(()),
     }
 }
 
