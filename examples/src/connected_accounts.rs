@@ -42,7 +42,7 @@
 
 use std::sync::Arc;
 
-use auth_axum::{AuthError, AuthOptions, AuthState, AxumCookieJar, RequireAuth, Session};
+use auth_axum::{AuthError, AuthOptions, AuthState, AxumCookieJar, RequireAuth, Session, json_error};
 use auth_core::{
     AccessTokenOptions, ConnectionTokenOptions, Error, ForbiddenReason, ListOptions, TokenExchangeError,
     TokenExchangeOptions,
@@ -431,10 +431,5 @@ fn ciba_error(e: Error) -> Response {
         _ => return AuthError::new(e).into_response(),
     };
     tracing::info!(code = %code, error = %e, "CIBA request refused");
-    (
-        status,
-        [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        Json(json!({ "error": code, "error_description": description })),
-    )
-        .into_response()
+    json_error(status, &code, &description)
 }

@@ -312,10 +312,11 @@ impl Browser {
                 )
                 .await;
             // Errors are expected while the navigation is under way.
-            if let Ok(state) = probe {
-                if state[0] == json!(false) && state[1] == json!("complete") {
-                    return;
-                }
+            if let Ok(state) = probe
+                && state[0] == json!(false)
+                && state[1] == json!("complete")
+            {
+                return;
             }
             tokio::time::sleep(POLL_INTERVAL).await;
         }

@@ -662,10 +662,10 @@ fn drain_stdout(stdout: tokio::process::ChildStdout, ready: oneshot::Sender<Stri
             let mut ready = Some(ready);
             for line in BufReader::new(file).lines() {
                 let Ok(line) = line else { break };
-                if let Some(issuer) = line.strip_prefix("READY ") {
-                    if let Some(tx) = ready.take() {
-                        let _ = tx.send(issuer.trim().to_owned());
-                    }
+                if let Some(issuer) = line.strip_prefix("READY ")
+                    && let Some(tx) = ready.take()
+                {
+                    let _ = tx.send(issuer.trim().to_owned());
                 }
             }
         })

@@ -302,3 +302,146 @@ fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("binding a loopback port")
 }
+
+/// Reads of the `RedisBackend` data layout (`{prefix}s:{id}` hashes, `{prefix}sid:` and
+/// `{prefix}sub:` index sets), for tests that check more than the `SessionBackend` contract.
+pub mod layout {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use redis::aio::MultiplexedConnection;
+
+    use super::TestRedis;
+
+    /// A plain connection to `redis`, beside the backend under test.
+    ///
+    /// # Panics
+    ///
+    /// When the server cannot be reached.
+    pub async fn raw(redis: &TestRedis) -> MultiplexedConnection {
+        redis::Client::open(redis.url())
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("raw connection")
+    }
+
+    /// Every key matching `pattern` (a `SCAN MATCH` glob).
+    ///
+    /// # Panics
+    ///
+    /// When a command fails.
+    pub async fn keys_with_prefix(conn: &mut MultiplexedConnection, pattern: &str) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut cursor = 0_u64;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(conn)
+                .await
+                .expect("SCAN");
+            out.extend(batch);
+            if next == 0 {
+                return out;
+            }
+            cursor = next;
+        }
+    }
+
+    /// `PTTL key`: milliseconds left, `-1` without a TTL, `-2` when absent.
+    ///
+    /// # Panics
+    ///
+    /// When the command fails.
+    pub async fn pttl(conn: &mut MultiplexedConnection, key: &str) -> i64 {
+        redis::cmd("PTTL").arg(key).query_async(conn).await.expect("PTTL")
+    }
+
+    /// `SMEMBERS key`.
+    ///
+    /// # Panics
+    ///
+    /// When the command fails.
+    pub async fn smembers(conn: &mut MultiplexedConnection, key: &str) -> BTreeSet<String> {
+        redis::cmd("SMEMBERS")
+            .arg(key)
+            .query_async(conn)
+            .await
+            .expect("SMEMBERS")
+    }
+
+    /// Checks the layout's invariants under `prefix`: every session hash has `v`, `sid`, `sub`
+    /// and a TTL, is a member of both its indexes, and those indexes live at least as long.
+    /// With `strict`, every index member is also a live session indexed under that key (no
+    /// stale members, which only expiry may leave). Returns the number of sessions.
+    ///
+    /// # Panics
+    ///
+    /// When an invariant does not hold or a command fails.
+    pub async fn check_consistent(conn: &mut MultiplexedConnection, prefix: &str, strict: bool) -> usize {
+        let sessions = keys_with_prefix(conn, &format!("{prefix}s:*")).await;
+        let mut owners: BTreeMap<String, (String, String)> = BTreeMap::new();
+        for key in &sessions {
+            let id = key
+                .strip_prefix(&format!("{prefix}s:"))
+                .expect("session key")
+                .to_owned();
+            let fields: BTreeMap<String, Vec<u8>> = redis::cmd("HGETALL")
+                .arg(key)
+                .query_async(conn)
+                .await
+                .expect("HGETALL");
+            let field = |name: &str| {
+                String::from_utf8(
+                    fields
+                        .get(name)
+                        .unwrap_or_else(|| panic!("{key} lacks {name}"))
+                        .clone(),
+                )
+                .expect("utf-8 field")
+            };
+            assert!(fields.contains_key("v"), "{key} lacks v");
+            let (s, u) = (field("sid"), field("sub"));
+            let ttl = pttl(conn, key).await;
+            assert!(ttl > 0, "{key} has no TTL ({ttl})");
+            for index in [format!("{prefix}sid:{s}"), format!("{prefix}sub:{u}")] {
+                assert!(
+                    smembers(conn, &index).await.contains(&id),
+                    "{id} missing from {index}"
+                );
+                let index_ttl = pttl(conn, &index).await;
+                assert!(
+                    index_ttl + 50 >= ttl,
+                    "{index} expires before {key}: {index_ttl} < {ttl}"
+                );
+            }
+            owners.insert(id, (s, u));
+        }
+        if strict {
+            for index in keys_with_prefix(conn, &format!("{prefix}s[iu][db]:*")).await {
+                let (field, value) = if let Some(v) = index.strip_prefix(&format!("{prefix}sid:")) {
+                    (0, v.to_owned())
+                } else {
+                    (
+                        1,
+                        index
+                            .strip_prefix(&format!("{prefix}sub:"))
+                            .expect("index key")
+                            .to_owned(),
+                    )
+                };
+                for id in smembers(conn, &index).await {
+                    let owner = owners
+                        .get(&id)
+                        .unwrap_or_else(|| panic!("stale member {id} in {index}"));
+                    let indexed = if field == 0 { &owner.0 } else { &owner.1 };
+                    assert_eq!(indexed, &value, "{id} is in {index} but indexed under {indexed}");
+                }
+            }
+        }
+        sessions.len()
+    }
+}

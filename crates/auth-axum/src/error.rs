@@ -8,7 +8,7 @@ use axum::Json;
 use axum::response::{Html, IntoResponse, Response};
 use http::header::{CACHE_CONTROL, HeaderValue};
 use http::{HeaderMap, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// An [`auth_core::Error`] on its way to becoming a response (JSON by default, HTML for
 /// browsers when built with [`AuthError::for_request`]).
@@ -63,6 +63,38 @@ impl std::error::Error for AuthError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.error)
     }
+}
+
+/// An OAuth-style JSON error response: `{"error": error, "error_description": description}`
+/// with `status` and `Cache-Control: no-store`, as the `/auth/*` routes and [`AuthError`] answer.
+///
+/// For an app's own handlers, so that their errors look like the library's:
+///
+/// ```
+/// use auth_axum::json_error;
+/// use http::StatusCode;
+///
+/// let response = json_error(StatusCode::NOT_FOUND, "not_configured", "set UPSTREAM_API_URL");
+/// assert_eq!(response.status(), StatusCode::NOT_FOUND);
+/// assert_eq!(response.headers()["cache-control"], "no-store");
+/// ```
+#[must_use]
+pub fn json_error(status: StatusCode, error: &str, description: &str) -> Response {
+    no_store_json(status, error_body(error, description))
+}
+
+/// The body of [`json_error`], for a response that adds a field of its own.
+fn error_body(error: &str, description: &str) -> Value {
+    json!({ "error": error, "error_description": description })
+}
+
+/// `body` as a JSON response with `status` and `Cache-Control: no-store`.
+fn no_store_json(status: StatusCode, body: Value) -> Response {
+    let mut resp = Json(body).into_response();
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 /// Whether the client prefers an HTML page (a browser navigation).
@@ -195,23 +227,22 @@ impl IntoResponse for AuthError {
         }
         let message = public_message(&self.error);
         let idp_error = idp_error_code(&self.error);
-        let mut resp = if self.html {
-            let detail = idp_error
-                .map(|c| format!(" (<code>{c}</code>)"))
-                .unwrap_or_default();
-            Html(format!(
-                "<!doctype html><html><head><meta charset=\"utf-8\"><title>Login problem</title></head>\
-                 <body><h1>Login problem</h1><p>{message}{detail}</p><p>Error code: <code>{code}</code></p>\
-                 <p><a href=\"/\">Home</a></p></body></html>"
-            ))
-            .into_response()
-        } else {
-            let mut body = json!({ "error": code, "error_description": message });
+        if !self.html {
+            let mut body = error_body(code, message);
             if let Some(c) = idp_error {
                 body["idp_error"] = json!(c);
             }
-            Json(body).into_response()
-        };
+            return no_store_json(status, body);
+        }
+        let detail = idp_error
+            .map(|c| format!(" (<code>{c}</code>)"))
+            .unwrap_or_default();
+        let mut resp = Html(format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Login problem</title></head>\
+             <body><h1>Login problem</h1><p>{message}{detail}</p><p>Error code: <code>{code}</code></p>\
+             <p><a href=\"/\">Home</a></p></body></html>"
+        ))
+        .into_response();
         *resp.status_mut() = status;
         resp.headers_mut()
             .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -223,6 +254,42 @@ impl IntoResponse for AuthError {
 mod tests {
     use super::*;
     use auth_core::{OAuthError, TransportError};
+
+    #[tokio::test]
+    async fn json_errors_have_one_shape() {
+        let body = |r: Response| async move {
+            let bytes = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+            serde_json::from_slice::<Value>(&bytes).unwrap()
+        };
+        let r = json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "logout_token is required",
+        );
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(r.headers()[CACHE_CONTROL], "no-store");
+        assert_eq!(r.headers()[http::header::CONTENT_TYPE], "application/json");
+        assert_eq!(
+            body(r).await,
+            json!({"error": "invalid_request", "error_description": "logout_token is required"})
+        );
+        let r = AuthError::new(Error::Authorization(auth_core::OAuthError {
+            error: "access_denied".into(),
+            error_description: None,
+            status: None,
+        }))
+        .into_response();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(r.headers()[CACHE_CONTROL], "no-store");
+        assert_eq!(
+            body(r).await,
+            json!({
+                "error": "authorization_error",
+                "error_description": "The identity provider did not complete the login.",
+                "idp_error": "access_denied"
+            })
+        );
+    }
 
     #[test]
     fn bodies_never_carry_provider_text() {

@@ -36,9 +36,8 @@ mod return_to;
 mod routes;
 mod state;
 
-pub use auth_core as core;
 pub use cookies::AxumCookieJar;
-pub use error::AuthError;
+pub use error::{AuthError, json_error};
 pub use extract::{Session, SessionRejection};
 pub use require_auth::RequireAuth;
 pub use routes::LOGIN_HINTS;

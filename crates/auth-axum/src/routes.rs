@@ -52,7 +52,7 @@ use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::cookies::AxumCookieJar;
-use crate::error::AuthError;
+use crate::error::{AuthError, json_error};
 use crate::extract::{Session, redirect, unauthorized};
 use crate::return_to::sanitize;
 use crate::state::AuthState;
@@ -283,12 +283,11 @@ fn cross_site_refusal(headers: &HeaderMap) -> Response {
 
 /// `415` for a `POST` whose body is not `application/x-www-form-urlencoded`.
 fn unsupported_media_type(description: &'static str) -> Response {
-    let mut r = axum::Json(json!({"error": "unsupported_media_type", "error_description": description}))
-        .into_response();
-    *r.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
-    r.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    json_error(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        description,
+    )
 }
 
 /// The request of an account route (`link`, `unlink`, `connect`), once admitted.
@@ -459,14 +458,7 @@ async fn logout(
 /// `Cache-Control: no-store` when the sessions are ended, `400` with an OAuth error body when
 /// the request or token is bad.
 async fn backchannel_logout(State(auth): State<AuthState>, headers: HeaderMap, body: Bytes) -> Response {
-    let bad = |description: &str| {
-        let mut r =
-            axum::Json(json!({"error": "invalid_request", "error_description": description})).into_response();
-        *r.status_mut() = StatusCode::BAD_REQUEST;
-        r.headers_mut()
-            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        r
-    };
+    let bad = |description: &str| json_error(StatusCode::BAD_REQUEST, "invalid_request", description);
     if !is_form(&headers) {
         return bad("the request must be application/x-www-form-urlencoded");
     }

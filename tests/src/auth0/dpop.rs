@@ -72,10 +72,10 @@ impl Jtis {
             return false;
         }
         self.order.push_back(jti.to_owned());
-        if self.order.len() > MAX_JTIS {
-            if let Some(old) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
+        if self.order.len() > MAX_JTIS
+            && let Some(old) = self.order.pop_front()
+        {
+            self.seen.remove(&old);
         }
         true
     }
@@ -144,10 +144,10 @@ pub(crate) fn finish(
     checked: &Checked,
     grant_type: &str,
 ) -> Answer {
-    if let Some(nonce) = &st.dpop.nonce {
-        if !answer.headers.iter().any(|(k, _)| *k == "dpop-nonce") {
-            answer.headers.push(("dpop-nonce", nonce.clone()));
-        }
+    if let Some(nonce) = &st.dpop.nonce
+        && !answer.headers.iter().any(|(k, _)| *k == "dpop-nonce")
+    {
+        answer.headers.push(("dpop-nonce", nonce.clone()));
     }
     let Checked::Proof { jkt } = checked else {
         return answer;
@@ -517,10 +517,10 @@ fn check_api_request(
                     "the proof's key {key} is not the key the token is bound to (cnf.jkt {jkt})"
                 )));
             }
-            if let Some(nonce) = &st.nonce {
-                if proof_claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
-                    return Err(ApiRefusal::Nonce(nonce.clone()));
-                }
+            if let Some(nonce) = &st.nonce
+                && proof_claims.get("nonce").and_then(Value::as_str) != Some(nonce)
+            {
+                return Err(ApiRefusal::Nonce(nonce.clone()));
             }
         }
         ("DPoP", None) => {

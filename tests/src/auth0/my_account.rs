@@ -228,31 +228,31 @@ fn connect(sh: &Shared, st: &mut State, req: &Req<'_>) -> Result<Answer, Refusal
         known
     });
     let redirect_uri = string_field(&obj, "redirect_uri", &mut errors);
-    if let Some(uri) = redirect_uri {
-        if !sh.redirect_uri_allowed(uri) {
-            errors.push(field_error(
-                "redirect_uri",
-                format!(
-                    "redirect_uri {uri:?} is not an allowed callback URL (exact match against: {})",
-                    sh.redirect_uris()
-                ),
-            ));
-        }
+    if let Some(uri) = redirect_uri
+        && !sh.redirect_uri_allowed(uri)
+    {
+        errors.push(field_error(
+            "redirect_uri",
+            format!(
+                "redirect_uri {uri:?} is not an allowed callback URL (exact match against: {})",
+                sh.redirect_uris()
+            ),
+        ));
     }
     let state = string_field(&obj, "state", &mut errors);
     let challenge = string_field(&obj, "code_challenge", &mut errors);
-    if let Some(challenge) = challenge {
-        if let Err(e) = check_challenge(challenge) {
-            errors.push(field_error("code_challenge", e));
-        }
+    if let Some(challenge) = challenge
+        && let Err(e) = check_challenge(challenge)
+    {
+        errors.push(field_error("code_challenge", e));
     }
-    if let Some(method) = string_field(&obj, "code_challenge_method", &mut errors) {
-        if method != "S256" {
-            errors.push(field_error(
-                "code_challenge_method",
-                format!("code_challenge_method must be \"S256\", got {method:?}"),
-            ));
-        }
+    if let Some(method) = string_field(&obj, "code_challenge_method", &mut errors)
+        && method != "S256"
+    {
+        errors.push(field_error(
+            "code_challenge_method",
+            format!("code_challenge_method must be \"S256\", got {method:?}"),
+        ));
     }
     let scopes = match obj.get("scopes") {
         None | Some(Value::Null) => None,
@@ -406,10 +406,10 @@ fn complete(sh: &Shared, st: &mut State, req: &Req<'_>) -> Result<Answer, Refusa
     let connect_code = string_field(&obj, "connect_code", &mut errors);
     let redirect_uri = string_field(&obj, "redirect_uri", &mut errors);
     let verifier = string_field(&obj, "code_verifier", &mut errors);
-    if let Some(v) = verifier {
-        if let Err(e) = check_verifier(v) {
-            errors.push(field_error("code_verifier", e));
-        }
+    if let Some(v) = verifier
+        && let Err(e) = check_verifier(v)
+    {
+        errors.push(field_error("code_verifier", e));
     }
     if !errors.is_empty() {
         return Err(Refusal::validation(errors));
