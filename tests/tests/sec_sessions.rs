@@ -132,9 +132,6 @@ impl SessionBackend for TestBackend {
         self.failed()?;
         self.inner.record_logout(key, at, ttl).await
     }
-    fn may_have_logouts(&self) -> bool {
-        self.inner.may_have_logouts()
-    }
     async fn logout_time(&self, keys: &[LogoutKey]) -> Result<Option<u64>, StoreError> {
         self.inner.logout_time(keys).await
     }

@@ -7,7 +7,7 @@
 //! per-request session read ([`RequestJar`]).
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 
 use auth_core::cookies::{CookieAttributes, CookieJar};
 use axum::extract::FromRequestParts;
@@ -15,75 +15,8 @@ use http::HeaderValue;
 use http::header::COOKIE;
 use http::request::Parts;
 
-use crate::extract::{RequestAuth, SessionRejection};
-
-/// One write to the response's cookies.
-struct Write {
-    name: String,
-    /// The value set, `None` for a removal.
-    value: Option<String>,
-    header: Option<HeaderValue>,
-}
-
-/// The cookie writes of one request, in order, latest per name; the auth layer puts them on
-/// the response as `Set-Cookie` headers.
-#[derive(Clone, Default)]
-pub(crate) struct ResponseCookies(Arc<Mutex<Vec<Write>>>);
-
-impl ResponseCookies {
-    fn lock(&self) -> MutexGuard<'_, Vec<Write>> {
-        // Nothing panics while the lock is held; a poisoned list is still consistent.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn write(&self, name: &str, value: Option<&str>, attributes: &CookieAttributes) {
-        let cookie = match value {
-            Some(v) => attributes.to_cookie(name, v),
-            None => attributes.to_removal_cookie(name),
-        };
-        // Names and values the library writes are plain ASCII; anything else is not sent.
-        let header = HeaderValue::from_str(&cookie.to_string()).ok();
-        if header.is_none() {
-            tracing::warn!(cookie = name, "cookie not written: not a valid Set-Cookie value");
-        }
-        let mut writes = self.lock();
-        writes.retain(|w| w.name != name);
-        writes.push(Write {
-            name: name.to_owned(),
-            value: value.map(str::to_owned),
-            header,
-        });
-    }
-
-    /// What this request wrote for `name`: `Some(Some(value))`, `Some(None)` for a removal,
-    /// `None` when untouched.
-    fn written(&self, name: &str) -> Option<Option<String>> {
-        self.lock()
-            .iter()
-            .find(|w| w.name == name)
-            .map(|w| w.value.clone())
-    }
-
-    /// Names written in this request, with whether each was set (`true`) or removed.
-    fn written_names(&self) -> Vec<(String, bool)> {
-        self.lock()
-            .iter()
-            .map(|w| (w.name.clone(), w.value.is_some()))
-            .collect()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-
-    /// The `Set-Cookie` values for the response, emptying the list.
-    pub(crate) fn take_headers(&self) -> Vec<HeaderValue> {
-        std::mem::take(&mut *self.lock())
-            .into_iter()
-            .filter_map(|w| w.header)
-            .collect()
-    }
-}
+use crate::rejection::SessionRejection;
+use crate::request::{RequestAuth, ResponseCookies};
 
 /// The request's `Cookie` header values (cheap clones of the received bytes).
 #[derive(Clone, Default)]
@@ -374,9 +307,8 @@ impl RequestCookies for Pairs<'_> {
 }
 
 /// The jar used to *read* the session on every request: it borrows the cookies straight from
-/// the request's `Cookie` header(s), split without a cookie parser or any copy (our values are
-/// base64url and never percent-encoded), and lends them to the session read
-/// ([`CookieJar::lend`]). Writes (a rolling-window touch, an expired session's removal) go to
+/// the request's `Cookie` header(s), split without any copy (our values are base64url and
+/// never percent-encoded). Writes (a rolling-window touch, an expired session's removal) go to
 /// the request's [`ResponseCookies`] so they land in the response, and are read back from here.
 pub(crate) struct RequestJar<'h> {
     request: Pairs<'h>,
@@ -388,12 +320,13 @@ pub(crate) struct RequestJar<'h> {
 impl<'h> RequestJar<'h> {
     pub(crate) fn new(headers: &'h http::HeaderMap, writes: ResponseCookies) -> Self {
         Self {
+            request: parse(headers.get_all(COOKIE)),
             writes: Some(writes),
-            ..Self::read_only(headers)
         }
     }
 
-    /// A jar for reading only: it is lent as `&dyn CookieJar`, so nothing can write to it.
+    /// A jar for reading only (tests): writes through it are dropped.
+    #[cfg(test)]
     pub(crate) fn read_only(headers: &'h http::HeaderMap) -> Self {
         Self {
             request: parse(headers.get_all(COOKIE)),
@@ -458,11 +391,6 @@ impl CookieJar for RequestJar<'_> {
             w.write(name, None, attributes);
         }
     }
-
-    fn lend(&self) -> Option<&[(&str, &[u8])]> {
-        let unwritten = self.writes.as_ref().is_none_or(ResponseCookies::is_empty);
-        unwritten.then(|| self.request.as_slice())
-    }
 }
 
 #[cfg(test)]
@@ -481,8 +409,8 @@ mod tests {
 
     fn lent(h: &HeaderMap) -> Vec<(String, Vec<u8>)> {
         RequestJar::read_only(h)
-            .lend()
-            .unwrap()
+            .request
+            .as_slice()
             .iter()
             .map(|(n, v)| ((*n).to_owned(), v.to_vec()))
             .collect()
@@ -527,18 +455,13 @@ mod tests {
     }
 
     #[test]
-    fn writes_end_lending_and_are_read_back() {
+    fn writes_are_read_back() {
         let h = headers(&[b"a=1; b=2; c=3"]);
         let writes = ResponseCookies::default();
         let mut jar = RequestJar::new(&h, writes.clone());
-        assert!(jar.lend().is_some());
         jar.set("a", "10", &CookieAttributes::default());
         jar.remove("b", &CookieAttributes::default());
         jar.set("d", "4", &CookieAttributes::default());
-        assert!(
-            jar.lend().is_none(),
-            "a written jar must not lend the request's cookies"
-        );
         assert_eq!(jar.get("a").as_deref(), Some("10"));
         assert_eq!(jar.get("b"), None);
         assert_eq!(jar.names(), vec!["c", "a", "d"]);

@@ -5,14 +5,13 @@
 
 use auth_core::{AccessToken, AccessTokenOptions, ConnectionTokenOptions, UserClaims};
 use axum::extract::{FromRequestParts, OptionalFromRequestParts, OriginalUri};
-use axum::response::{IntoResponse, Response};
-use http::header::{CACHE_CONTROL, HeaderValue, LOCATION, WWW_AUTHENTICATE};
 use http::request::Parts;
-use http::{Extensions, StatusCode, Uri};
-use serde_json::json;
+use http::{Extensions, Uri};
 
-use crate::cookies::{AxumCookieJar, CookieHeaders, RequestJar, ResponseCookies};
+use crate::cookies::{AxumCookieJar, CookieHeaders, RequestJar};
 use crate::error::AuthError;
+use crate::rejection::SessionRejection;
+use crate::request::{RequestAuth, ResponseCookies};
 use crate::state::{AuthState, Unauthenticated};
 
 /// The logged-in user's session. Extracting it fails with [`SessionRejection`] when there is
@@ -98,64 +97,6 @@ impl Session {
     }
 }
 
-/// Why a [`Session`] could not be extracted.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum SessionRejection {
-    /// No session: `401` JSON with `WWW-Authenticate`.
-    Unauthenticated,
-    /// No session: `302` to the login route (configured with
-    /// [`Unauthenticated::RedirectToLogin`]).
-    LoginRequired {
-        /// The login URL, with `returnTo` set to the requested path.
-        location: String,
-    },
-    /// `AuthState::layer()` is not applied to this route: `500`.
-    MissingAuthLayer,
-    /// The session store failed: `503`.
-    Store(AuthError),
-}
-
-impl IntoResponse for SessionRejection {
-    fn into_response(self) -> Response {
-        match self {
-            Self::Unauthenticated => unauthorized(),
-            Self::LoginRequired { location } => redirect(&location),
-            Self::MissingAuthLayer => {
-                tracing::error!(
-                    "Session extractor used on a route without AuthState::layer(); add .layer(auth.layer()) to the app"
-                );
-                let mut r = axum::Json(json!({"error": "server_error", "error_description": "authentication is not configured for this route"})).into_response();
-                *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                r
-            }
-            Self::Store(e) => e.into_response(),
-        }
-    }
-}
-
-pub(crate) fn unauthorized() -> Response {
-    let mut r =
-        axum::Json(json!({"error": "unauthorized", "error_description": "Log in to access this resource."}))
-            .into_response();
-    *r.status_mut() = StatusCode::UNAUTHORIZED;
-    r.headers_mut()
-        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Cookie realm=\"app\""));
-    r.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
-pub(crate) fn redirect(location: &str) -> Response {
-    let mut r = StatusCode::FOUND.into_response();
-    if let Ok(v) = HeaderValue::from_str(location) {
-        r.headers_mut().insert(LOCATION, v);
-    }
-    r.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
 /// The login URL that brings the user back to `uri`.
 pub(crate) fn login_location(state: &AuthState, uri: &Uri) -> String {
     let back = uri.path_and_query().map_or("/", http::uri::PathAndQuery::as_str);
@@ -164,50 +105,6 @@ pub(crate) fn login_location(state: &AuthState, uri: &Uri) -> String {
         .append_pair("returnTo", &back)
         .finish();
     format!("{}?{q}", state.path("login"))
-}
-
-/// What [`crate::AuthState::layer`] leaves in each request's extensions: the app's auth state
-/// and, once read, the request's session, so it is decoded at most once per request.
-#[derive(Clone)]
-pub(crate) struct RequestAuth {
-    state: AuthState,
-    /// `None` until read; then the session, or `Some(None)` for none.
-    session: Option<Option<auth_core::Session>>,
-    /// The request's cookie writes, for its response.
-    writes: ResponseCookies,
-}
-
-impl RequestAuth {
-    pub(crate) fn new(state: AuthState, writes: ResponseCookies) -> Self {
-        Self {
-            state,
-            session: None,
-            writes,
-        }
-    }
-
-    pub(crate) fn writes(&self) -> &ResponseCookies {
-        &self.writes
-    }
-}
-
-/// The session when it is at hand without waiting
-/// ([`auth_core::ServerClient::session_at_hand`]); `None` means "use [`load`]". A session found
-/// here is kept for the request's other extractors.
-pub(crate) fn load_at_hand(
-    headers: &http::HeaderMap,
-    extensions: &mut Extensions,
-) -> Option<auth_core::Session> {
-    let auth = extensions.get_mut::<RequestAuth>()?;
-    if let Some(s) = &auth.session {
-        return s.clone();
-    }
-    let session = auth
-        .state
-        .client()
-        .session_at_hand(&RequestJar::read_only(headers))?;
-    auth.session = Some(Some(session.clone()));
-    Some(session)
 }
 
 /// Loads the session once per request.
@@ -222,16 +119,12 @@ pub(crate) async fn load(
     if let Some(s) = &auth.session {
         return Ok((state, writes, s.clone()));
     }
-    // One parse of the Cookie header for both the at-hand read and the full read.
     let mut jar = RequestJar::new(headers, writes.clone());
-    let session = match state.client().session_at_hand(&jar) {
-        Some(session) => Some(session),
-        None => state
-            .client()
-            .get_session(&mut jar)
-            .await
-            .map_err(|e| SessionRejection::Store(AuthError::new(e)))?,
-    };
+    let session = state
+        .client()
+        .get_session(&mut jar)
+        .await
+        .map_err(|e| SessionRejection::Store(AuthError::new(e)))?;
     if let Some(auth) = extensions.get_mut::<RequestAuth>() {
         auth.session = Some(session.clone());
     }

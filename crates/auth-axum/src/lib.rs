@@ -31,6 +31,9 @@
 mod cookies;
 mod error;
 mod extract;
+mod layer;
+mod rejection;
+mod request;
 pub mod require_auth;
 mod return_to;
 mod routes;
@@ -38,10 +41,12 @@ mod state;
 
 pub use cookies::AxumCookieJar;
 pub use error::{AuthError, json_error};
-pub use extract::{Session, SessionRejection};
+pub use extract::Session;
+pub use layer::{AuthLayer, AuthService};
+pub use rejection::SessionRejection;
 pub use require_auth::RequireAuth;
-pub use routes::LOGIN_HINTS;
-pub use state::{AuthLayer, AuthOptions, AuthService, AuthState, Unauthenticated};
+pub use state::LOGIN_HINTS;
+pub use state::{AuthOptions, AuthState, Unauthenticated};
 
 // The README's Rust examples compile as doc tests.
 #[cfg(doctest)]

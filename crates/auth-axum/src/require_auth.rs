@@ -21,7 +21,10 @@ use serde_json::json;
 use tower::{Layer, Service};
 
 use crate::error::wants_html;
-use crate::extract::{load, load_at_hand, login_location, redirect, unauthorized};
+use crate::extract::{load, login_location};
+use crate::rejection::{SessionRejection, redirect, unauthorized};
+use crate::request::ResponseCookies;
+use crate::state::AuthState;
 
 /// Decides whether a logged-in user may pass.
 pub trait AuthorizePolicy: Clone + Send + Sync + 'static {
@@ -177,13 +180,22 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         let (mut parts, body) = req.into_parts();
-        // The common request: a session at hand (no await), so the service that was polled
-        // ready is called right away.
-        if let Some(session) = load_at_hand(&parts.headers, &mut parts.extensions) {
-            if !self.policy.authorize(session.user()) {
-                return RequireAuthFuture::ready(forbidden());
+        // Most session reads finish without waiting (an opened-session cache hit, the logout
+        // list in memory): poll the read once in place, so the service that was polled ready
+        // is called right away. A read that has to wait is dropped and done again in a boxed
+        // future (reads, and the writes a read may make, are idempotent).
+        let first = {
+            let read = std::pin::pin!(load(&parts.headers, &mut parts.extensions));
+            match read.poll(&mut Context::from_waker(std::task::Waker::noop())) {
+                Poll::Ready(loaded) => Some(loaded),
+                Poll::Pending => None,
             }
-            return RequireAuthFuture::inner(self.inner.call(Request::from_parts(parts, body)));
+        };
+        if let Some(loaded) = first {
+            return match admit(self.mode, &self.policy, loaded, &parts) {
+                None => RequireAuthFuture::inner(self.inner.call(Request::from_parts(parts, body))),
+                Some(answer) => RequireAuthFuture::ready(answer),
+            };
         }
         // The clone that was polled ready is the one we call (tower's usual swap).
         let clone = self.inner.clone();
@@ -191,31 +203,44 @@ where
         let (mode, policy) = (self.mode, self.policy.clone());
         RequireAuthFuture::boxed(Box::pin(async move {
             let loaded = load(&parts.headers, &mut parts.extensions).await;
-            let (state, _, session) = match loaded {
-                Ok(l) => l,
-                Err(rejection) => return Ok(rejection.into_response()),
-            };
-            let Some(session) = session else {
-                let browser = match mode {
-                    Mode::Api => false,
-                    Mode::Login => true,
-                    Mode::Negotiate => wants_html(&parts.headers),
-                };
-                if browser {
-                    let uri = parts
-                        .extensions
-                        .get::<OriginalUri>()
-                        .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
-                    return Ok(redirect(&login_location(&state, &uri)));
-                }
-                return Ok(unauthorized());
-            };
-            if !policy.authorize(session.user()) {
-                return Ok(forbidden());
+            if let Some(answer) = admit(mode, &policy, loaded, &parts) {
+                return Ok(answer);
             }
             inner.call(Request::from_parts(parts, body)).await
         }))
     }
+}
+
+/// The answer to a request that may not pass, given its session read; `None` lets it pass.
+fn admit<P: AuthorizePolicy>(
+    mode: Mode,
+    policy: &P,
+    loaded: Result<(AuthState, ResponseCookies, Option<auth_core::Session>), SessionRejection>,
+    parts: &http::request::Parts,
+) -> Option<Response> {
+    let (state, _, session) = match loaded {
+        Ok(loaded) => loaded,
+        Err(rejection) => return Some(rejection.into_response()),
+    };
+    let Some(session) = session else {
+        let browser = match mode {
+            Mode::Api => false,
+            Mode::Login => true,
+            Mode::Negotiate => wants_html(&parts.headers),
+        };
+        if browser {
+            let uri = parts
+                .extensions
+                .get::<OriginalUri>()
+                .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
+            return Some(redirect(&login_location(&state, &uri)));
+        }
+        return Some(unauthorized());
+    };
+    if !policy.authorize(session.user()) {
+        return Some(forbidden());
+    }
+    None
 }
 
 pin_project_lite::pin_project! {

@@ -53,20 +53,10 @@ use serde_json::{Value, json};
 
 use crate::cookies::AxumCookieJar;
 use crate::error::{AuthError, json_error};
-use crate::extract::{Session, redirect, unauthorized};
+use crate::extract::Session;
+use crate::rejection::{redirect, unauthorized};
 use crate::return_to::sanitize;
 use crate::state::AuthState;
-
-/// Query parameters of `/auth/login` forwarded to the authorization endpoint by default (see
-/// [`crate::AuthOptions::login_params`]); names the client pins are never forwarded.
-pub const LOGIN_HINTS: &[&str] = &[
-    "screen_hint",
-    "login_hint",
-    "organization",
-    "invitation",
-    "connection",
-    "prompt",
-];
 
 /// Longest query string (or form body of an account route) the routes read.
 const MAX_QUERY: usize = 8 * 1024;

@@ -5,13 +5,13 @@
 //! ```
 //!
 //! Groups:
-//! - `session_open`: `CookieStateStore::get` of a realistic session (ID + access + refresh
+//! - `session_open`: the cached `CookieStateStore` (`store/cache.rs`) reading a realistic session (ID + access + refresh
 //!   token, ~3.3 KB of JSON, two cookie chunks): `uncached` (cache turned off: the path every
 //!   read took before the opened-session cache), `cold` (cache on, a different cookie every
 //!   time, so every read misses, opens and inserts; `uncached` reads the same ring of
 //!   cookies), `hot` (the same cookie again: a hit, returned as an owned copy),
-//!   `at_hand` (the per-request path: `StateStore::get_at_hand` on a jar that lends the
-//!   request's cookies, as `auth-axum` does — a hit, shared, no copy);
+//!   `shared` (the client's per-request read: a hit through the cache decorator, the
+//!   document shared, no copy);
 //! - `session_seal`: `CookieStateStore::set` of the same session;
 //! - `seal_raw` / `open_raw`: the sealer alone on the session JSON;
 //! - `chunks`: splitting a ~6 KB value into cookies and joining it back;
@@ -30,7 +30,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use auth_core::cookies::{CookieAttributes, CookieJar, MemoryCookieJar};
 use auth_core::internal::{self, Jwks, Sealer};
-use auth_core::store::{CookieStateStore, StateStore, WriteOptions};
+use auth_core::store::{StateStore, WriteOptions};
 use auth_core::{ClientAuth, LoginOptions, ServerClient, SessionData};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -121,7 +121,7 @@ fn session(now: u64) -> SessionData {
 }
 
 /// The request jar carrying `store`'s cookies for `s`.
-fn sealed_jar(store: &CookieStateStore, s: &SessionData, now: u64) -> MemoryCookieJar {
+fn sealed_jar(store: &dyn StateStore, s: &SessionData, now: u64) -> MemoryCookieJar {
     let mut jar = MemoryCookieJar::default();
     ready(store.set(s, WriteOptions::new(now + 86_400, true), &mut jar)).expect("cookie store writes");
     jar.next_request()
@@ -133,7 +133,7 @@ fn session_benches(c: &mut Criterion) {
     let json = serde_json::to_vec(&s).expect("serializes");
     let attrs = CookieAttributes::default();
     let uncached = internal::cookie_state_store(&[SECRET], NAME, attrs.clone(), 0);
-    let cached = CookieStateStore::new(&[SECRET], NAME, attrs.clone());
+    let cached = internal::cookie_state_store(&[SECRET], NAME, attrs.clone(), 1024);
     let jar = sealed_jar(&cached, &s, now);
     let chunks = jar.names().len();
     let header = jar.to_cookie_header();
@@ -178,20 +178,18 @@ fn session_benches(c: &mut Criterion) {
             BatchSize::SmallInput,
         );
     });
-    // The per-request path: `get_at_hand` on a jar that lends the request's cookies.
-    let pairs: Vec<(String, String)> = jar
-        .names()
-        .into_iter()
-        .filter_map(|n| jar.get(&n).map(|v| (n, v)))
-        .collect();
-    let lending = internal::LendingJar(pairs.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect());
-    g.bench_function("at_hand", |b| {
-        b.iter(|| assert!(cached.get_at_hand(&lending).is_some()));
+    // The per-request path: the shared read of a hit.
+    g.bench_function("shared", |b| {
+        b.iter_batched_ref(
+            || jar.clone(),
+            |j| assert!(ready(cached.read(j)).expect("no store error").is_some()),
+            BatchSize::SmallInput,
+        );
     });
     g.finish();
-    let (hits, misses, len) = internal::session_cache_stats(&cold);
+    let (hits, misses, len) = cold.stats();
     eprintln!("cold store cache: {hits} hits, {misses} misses, {len} entries");
-    let (hits, misses, len) = internal::session_cache_stats(&cached);
+    let (hits, misses, len) = cached.stats();
     eprintln!("hot store cache: {hits} hits, {misses} misses, {len} entries");
 
     let mut g = c.benchmark_group("session_seal");

@@ -11,8 +11,8 @@ use crate::seal::Sealer;
 use crate::secret::SecretString;
 use crate::session::{Session, SessionData, UserClaims};
 use crate::store::{
-    CookieStateStore, CookieTransactionStore, LogoutKey, ServerSideStateStore, StateStore, TransactionStore,
-    WriteOptions,
+    CachedStateStore, CookieStateStore, CookieTransactionStore, LogoutKey, SESSION_CACHE_CAPACITY,
+    ServerSideStateStore, StateStore, TransactionStore, WriteOptions,
 };
 use crate::time::now;
 
@@ -30,7 +30,7 @@ pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     pub(crate) discovery: Discovery,
     pub(crate) transactions: Arc<dyn TransactionStore>,
-    pub(crate) sessions: Arc<dyn StateStore>,
+    pub(crate) sessions: CachedStateStore,
     pub(crate) refreshes: crate::flows::refresh::RefreshCoordinator,
 }
 
@@ -72,21 +72,23 @@ impl ServerClient {
             domain: config.cookies.domain.clone(),
             ..CookieAttributes::default()
         };
-        let sessions: Arc<dyn StateStore> = if config.server_side_sessions {
+        let store: Box<dyn crate::store::SealedStore> = if config.server_side_sessions {
             let secrets: Vec<&str> = config.secrets.iter().map(SecretString::expose).collect();
-            Arc::new(ServerSideStateStore::new(
+            Box::new(ServerSideStateStore::new(
                 config.backend.clone(),
                 &secrets,
                 &config.cookies.session_name,
                 base.clone(),
             ))
         } else {
-            Arc::new(CookieStateStore::with_sealer(
+            Box::new(CookieStateStore::with_sealer(
                 sealer.clone(),
                 config.cookies.session_name.clone(),
                 base.clone(),
             ))
         };
+        // The opened-session cache serves both kinds of store (`store/cache.rs`).
+        let sessions = CachedStateStore::new(store, SESSION_CACHE_CAPACITY);
         let transactions = CookieTransactionStore::new(
             sealer,
             config.cookies.transaction_prefix.clone(),
@@ -185,40 +187,13 @@ impl ServerClient {
             .map(|s| Session::from_shared(s, true)))
     }
 
-    /// The session when it can be had at once: the store has it at hand (the cookie store's
-    /// opened-session cache), it is within its lifetimes, the logout list does not name it
-    /// (checked in the backend's in-process copy, [`crate::store::SessionBackend::logout_time_at_hand`]; a
-    /// backend without a current copy means "not at hand") and no rolling-window touch is due.
-    /// `None` means "call
-    /// [`get_session`](Self::get_session)", which handles every other case (and may find no
-    /// session). Adapters use it to answer the common request without an `await`.
-    #[must_use]
-    pub fn session_at_hand(&self, jar: &dyn CookieJar) -> Option<Session> {
-        let c = &self.inner.config;
-        let session = self.inner.sessions.get_at_hand(jar)?;
-        if !c.server_side_sessions {
-            // The logout list, from the backend's in-process copy: one map lookup.
-            let sub = session.user.get("sub").and_then(serde_json::Value::as_str);
-            match c.backend.logout_time_at_hand(&session.internal.sid, sub) {
-                None => return None,
-                Some(at) if at.is_some_and(|at| logged_out_by(at, &session)) => return None,
-                Some(_) => {}
-            }
-        }
-        let now = now();
-        if c.lifetimes.is_expired(&session, now) || c.lifetimes.needs_touch(&session, now) {
-            return None;
-        }
-        Some(Session::from_shared(session, false))
-    }
-
     /// Reads the session and enforces what the store alone cannot: lifetimes, the logout list
     /// (stateless sessions: back-channel logouts and logouts of copies; times in milliseconds,
     /// see [`logged_out_by`]), and the rolling-window touch. A touch that finds a server-side
     /// session deleted meanwhile means no session.
     pub(crate) async fn load_session(&self, jar: &mut dyn CookieJar) -> Result<Option<Arc<SessionData>>> {
         let c = &self.inner.config;
-        let Some(mut session) = self.inner.sessions.get_shared(jar).await? else {
+        let Some(mut session) = self.inner.sessions.read(jar).await? else {
             return Ok(None);
         };
         let now = now();
@@ -324,5 +299,5 @@ pub(crate) fn logged_out_by(at: u64, session: &SessionData) -> bool {
 }
 
 #[cfg(test)]
-#[path = "at_hand_tests.rs"]
-mod at_hand_tests;
+#[path = "read_path_tests.rs"]
+mod read_path_tests;

@@ -5,7 +5,8 @@ use serde_json::{Map, Value};
 
 use crate::cookies::{CookieAttributes, CookieJar};
 use crate::error::{Error, IdTokenError};
-use crate::store::CookieStateStore;
+use crate::session::SessionData;
+use crate::store::{CookieStateStore, LogoutKey, StateStore, WriteOptions};
 
 /// The cookie sealer (JWE dir/A256CBC-HS512 with HKDF keys).
 #[derive(Debug)]
@@ -118,22 +119,61 @@ pub fn verify_id_token_with_keys(
     crate::id_token::verify(token, &jwks.0, &expected)
 }
 
-/// A [`CookieStateStore`] whose opened-session cache holds `cache_capacity` entries
-/// (0: no cache, every read opens the cookie).
+/// A [`CookieStateStore`] behind the opened-session cache (`store/cache.rs`) of
+/// `cache_capacity` entries (0: no cache, every read opens the cookie), as the client builds it.
 #[must_use]
 pub fn cookie_state_store(
     secrets: &[&str],
     name: &str,
     attributes: CookieAttributes,
     cache_capacity: usize,
-) -> CookieStateStore {
-    CookieStateStore::new(secrets, name, attributes).with_cache_capacity(cache_capacity)
+) -> CachedCookieStore {
+    let store = CookieStateStore::new(secrets, name, attributes);
+    CachedCookieStore(crate::store::CachedStateStore::new(
+        Box::new(store),
+        cache_capacity,
+    ))
 }
 
-/// The opened-session cache counters of `store`: `(hits, misses, entries)`.
-#[must_use]
-pub fn session_cache_stats(store: &CookieStateStore) -> (u64, u64, usize) {
-    store.cache_stats()
+/// See [`cookie_state_store`].
+#[derive(Debug)]
+pub struct CachedCookieStore(crate::store::CachedStateStore);
+
+impl CachedCookieStore {
+    /// The session, shared with the cache (the client's per-request read).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn read(&self, jar: &mut dyn CookieJar) -> Result<Option<std::sync::Arc<SessionData>>, Error> {
+        self.0.read(jar).await
+    }
+
+    /// The cache counters: `(hits, misses, entries)`.
+    #[must_use]
+    pub fn stats(&self) -> (u64, u64, usize) {
+        self.0.stats()
+    }
+}
+
+#[async_trait::async_trait]
+impl StateStore for CachedCookieStore {
+    async fn get(&self, jar: &mut dyn CookieJar) -> Result<Option<SessionData>, Error> {
+        self.0.get(jar).await
+    }
+    async fn set(
+        &self,
+        session: &SessionData,
+        options: WriteOptions,
+        jar: &mut dyn CookieJar,
+    ) -> Result<(), Error> {
+        self.0.set(session, options, jar).await
+    }
+    async fn delete(&self, jar: &mut dyn CookieJar) -> Result<(), Error> {
+        self.0.delete(jar).await
+    }
+    async fn delete_by_logout(&self, key: &LogoutKey) -> Result<Option<usize>, Error> {
+        self.0.delete_by_logout(key).await
+    }
 }
 
 /// The claim rules of a back-channel logout token (§2.6) on already-decoded parts; returns
@@ -206,24 +246,4 @@ pub fn validate_logout_token(
         jti,
         remember_for,
     })
-}
-
-/// A read-only jar that lends its cookies without copying, as `auth-axum`'s request jar does
-/// (for benchmarks and tests of the per-request read path). Writes are ignored.
-#[derive(Debug, Default)]
-pub struct LendingJar<'a>(pub Vec<(&'a str, &'a [u8])>);
-
-impl CookieJar for LendingJar<'_> {
-    fn get(&self, name: &str) -> Option<String> {
-        let (_, v) = self.0.iter().find(|(n, _)| *n == name)?;
-        String::from_utf8(v.to_vec()).ok()
-    }
-    fn names(&self) -> Vec<String> {
-        self.0.iter().map(|(n, _)| (*n).to_owned()).collect()
-    }
-    fn set(&mut self, _: &str, _: &str, _: &CookieAttributes) {}
-    fn remove(&mut self, _: &str, _: &CookieAttributes) {}
-    fn lend(&self) -> Option<&[(&str, &[u8])]> {
-        Some(&self.0)
-    }
 }

@@ -73,12 +73,6 @@ pub trait SessionBackend: Send + Sync + Debug + 'static {
     /// versions recorded seconds; it reads both); backends only compare the numbers.
     async fn record_logout(&self, key: &LogoutKey, at: u64, ttl: Duration) -> Result<(), StoreError>;
 
-    /// `false` when no logout was ever recorded, so the per-request logout-list lookup can be
-    /// skipped. The default (`true`) is always correct.
-    fn may_have_logouts(&self) -> bool {
-        true
-    }
-
     /// The latest logout time recorded for any of `keys`.
     async fn logout_time(&self, keys: &[LogoutKey]) -> Result<Option<u64>, StoreError>;
 
@@ -87,11 +81,10 @@ pub trait SessionBackend: Send + Sync + Debug + 'static {
     /// when the backend holds a current copy, `None` for "ask `logout_time`". Called on every
     /// request that reads a cookie session, so it must be a cheap in-memory lookup.
     ///
-    /// The default answers `Some(None)` only while [`may_have_logouts`](Self::may_have_logouts)
-    /// is `false`.
+    /// The default has no copy and answers `None`.
     fn logout_time_at_hand(&self, sid: &str, sub: Option<&str>) -> Option<Option<u64>> {
         let _ = (sid, sub);
-        (!self.may_have_logouts()).then_some(None)
+        None
     }
 
     /// Remembers `key` for `ttl`; `true` the first time, `false` while it is remembered.

@@ -1,59 +1,15 @@
-//! Stateless stores: everything sealed into cookies (the default).
-//!
-//! # The opened-session cache
-//!
-//! Opening a session cookie costs about 16 µs for a typical 3.2 KB session (HMAC-SHA512 over
-//! the ~4.4 KB sealed value, base64, AES-CBC, then JSON parsing; `benches/core.rs`), and a
-//! protected route would pay it on every request although a browser sends the same cookie
-//! again and again. So
-//! [`CookieStateStore`] keeps a small bounded cache of sessions it has already opened, keyed
-//! by the exact cookie value:
-//!
-//! - **A hit needs the exact same bytes.** Each entry keeps the joined cookie value it was
-//!   opened from, and a lookup compares the whole presented value with it, every byte, in a
-//!   loop without an early exit (so the time taken does not tell how many leading bytes of a
-//!   cached cookie a guess got right). A different, truncated, re-chunked or tampered cookie
-//!   can never hit: exact equality is stronger than equality of a digest. (A SHA-256 digest
-//!   as the key would cost ~2.9 µs over 4.4 KB even with SHA-NI; the byte comparison costs a
-//!   few hundred nanoseconds.) Entries are found through a keyed SipHash (a per-cache random
-//!   key) of the value's length and last 64 bytes, which hold the value's authentication tag.
-//! - **Only successes are stored.** A value enters the cache only after it opened (authentic
-//!   for one of this store's secrets) and parsed as a session document; failures are never
-//!   cached, so a bad cookie costs a full open every time, as before.
-//! - **Why serving a cached entry is sound.** Opening is a pure function of the cookie bytes
-//!   and the store's fixed secrets and name (the seal salt): the same bytes open to the same
-//!   document every time. A changed session (refresh, rolling touch, new login) is re-sealed
-//!   with a fresh random IV, so it has a different value and misses. Each store has its own
-//!   cache (clones of a store share it), so stores with other names or secrets never see each
-//!   other's entries; with rotated secrets a new store is built, and a cookie sealed with an
-//!   old secret is still the same bytes that opened under this store's secrets.
-//! - **Policy stays per request.** The cache sits below [`crate::ServerClient`]: expiry
-//!   (absolute and inactivity), the back-channel logout list and the rolling touch are checked
-//!   on the returned document on every request, hit or miss. Logout deletes the cookie and
-//!   puts the session's `sid` on the logout list; an entry left behind is reachable only with
-//!   those exact bytes (a copy of the cookie), which the logout list then refuses, cache hit or
-//!   not, and it ages out.
-//! - **Bounded.** At most [`SESSION_CACHE_CAPACITY`] entries, replaced by the CLOCK
-//!   (second-chance) policy; values over [`MAX_CACHED_COOKIE_LEN`] bytes are never cached, so
-//!   the cache holds at most a few tens of MiB even when full of maximal sessions.
-//! - **Cheap.** One `std::sync::Mutex` held only for a hash-map probe and an `Arc` clone; the
-//!   comparison and the copy of the document handed out happen outside it. A hit costs
-//!   about 3 µs in all (joining the chunks and copying the document out included). A miss
-//!   costs 4–7 µs more than no cache at all (the copy kept in the cache, and freeing the
-//!   entry it replaces), so the cache pays off from a hit rate of a quarter to a third; a server
-//!   that sees more than [`SESSION_CACHE_CAPACITY`] other sessions between two requests of
-//!   the same browser mostly misses.
+//! Stateless stores: everything sealed into cookies (the default). The opened-session cache
+//! that spares a protected request the open is a decorator over the session store
+//! (`store/cache.rs`).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::cache::SealedStore;
 use super::{LogoutKey, StateStore, TransactionStore, WriteOptions};
-use crate::cookies::{Chunks, CookieAttributes, CookieJar, read_chunks, remove_chunked, write_chunked};
+use crate::cookies::{CookieAttributes, CookieJar, read_chunked, remove_chunked, write_chunked};
 use crate::error::Result;
 use crate::seal::Sealer;
 use crate::session::SessionData;
@@ -63,28 +19,15 @@ use crate::transaction::{Transaction, is_valid_state};
 /// Most chunks a session may span; more means a forged or broken cookie set.
 const MAX_CHUNKS: usize = 20;
 
-/// How many opened sessions a [`CookieStateStore`] keeps (see the module docs).
-pub(crate) const SESSION_CACHE_CAPACITY: usize = 1024;
-
-/// Joined cookie values longer than this are opened every time, never cached.
-pub(crate) const MAX_CACHED_COOKIE_LEN: usize = 16 * 1024;
-
-/// How many trailing bytes of a value (which hold its authentication tag) key the index.
-const INDEX_TAIL_LEN: usize = 64;
-
 /// The session sealed into `{name}_0`, `{name}_1`, … cookies.
 ///
-/// Sessions already opened are served from a small bounded cache (1024 entries) keyed by the
-/// exact cookie value: a read hits only when every byte of the presented value equals a value
-/// that opened and parsed before, failures are never cached, and the client still checks
-/// expiry and logout on every read. Opening is a pure function of the cookie bytes and the
-/// store's fixed secrets and name, so a hit returns exactly what opening would.
+/// Every read opens the cookie; the client wraps the store in the opened-session cache
+/// (`store/cache.rs`), which opens each distinct value once.
 #[derive(Debug, Clone)]
 pub struct CookieStateStore {
     sealer: Arc<Sealer>,
     name: String,
     attributes: CookieAttributes,
-    cache: Arc<OpenedCache>,
 }
 
 impl CookieStateStore {
@@ -104,22 +47,16 @@ impl CookieStateStore {
             sealer,
             name,
             attributes,
-            cache: Arc::new(OpenedCache::new(SESSION_CACHE_CAPACITY)),
         }
     }
+}
 
-    /// The same store with its own, empty cache of `capacity` entries (0 turns it off).
-    pub(crate) fn with_cache_capacity(mut self, capacity: usize) -> Self {
-        self.cache = Arc::new(OpenedCache::new(capacity));
-        self
+#[async_trait]
+impl SealedStore for CookieStateStore {
+    async fn fetch(&self, jar: &mut dyn CookieJar) -> Result<Option<String>> {
+        Ok(read_chunked(&*jar, &self.name, MAX_CHUNKS))
     }
 
-    /// Counters of the opened-session cache: `(hits, misses, entries)`.
-    pub(crate) fn cache_stats(&self) -> (u64, u64, usize) {
-        self.cache.stats()
-    }
-
-    /// Opens and parses a joined cookie value, without the cache.
     fn open(&self, sealed: &str) -> Option<SessionData> {
         let Some(plain) = self.sealer.open(&self.name, sealed) else {
             tracing::debug!("session cookie did not open; treating as logged out");
@@ -135,158 +72,6 @@ impl CookieStateStore {
     }
 }
 
-/// A cached session and the exact cookie value it was opened from.
-struct CachedSession {
-    cookie: Box<str>,
-    session: Arc<SessionData>,
-}
-
-/// One cache slot: its index key, the entry, and the CLOCK reference bit.
-struct Slot {
-    key: u64,
-    entry: Arc<CachedSession>,
-    referenced: bool,
-}
-
-/// The slots and their index, behind the cache's lock.
-#[derive(Default)]
-struct CacheSlots {
-    /// Index key → position in `slots`; every slot's key is in here exactly once.
-    index: HashMap<u64, usize>,
-    slots: Vec<Slot>,
-    /// The CLOCK hand: the next slot considered for replacement.
-    hand: usize,
-}
-
-/// Bounded cache of opened sessions by exact cookie value (see the module docs).
-struct OpenedCache {
-    capacity: usize,
-    /// Keyed with per-cache random keys, so nobody can aim values at one index key.
-    hasher: RandomState,
-    slots: Mutex<CacheSlots>,
-    hits: AtomicU64,
-    misses: AtomicU64,
-}
-
-impl std::fmt::Debug for OpenedCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (hits, misses, len) = self.stats();
-        f.debug_struct("OpenedCache")
-            .field("capacity", &self.capacity)
-            .field("len", &len)
-            .field("hits", &hits)
-            .field("misses", &misses)
-            .finish()
-    }
-}
-
-impl OpenedCache {
-    fn new(capacity: usize) -> Self {
-        Self {
-            capacity,
-            hasher: RandomState::new(),
-            slots: Mutex::new(CacheSlots::default()),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, CacheSlots> {
-        // Nothing panics while the lock is held; a poisoned lock still holds consistent slots.
-        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn cacheable(&self, len: usize) -> bool {
-        self.capacity > 0 && len <= MAX_CACHED_COOKIE_LEN
-    }
-
-    /// Index key: keyed hash of the length and the tail (authentication tag) of a value.
-    fn key(&self, len: usize, tail: &[u8]) -> u64 {
-        self.hasher.hash_one((len, tail))
-    }
-
-    /// The session opened earlier from exactly the joined `value`, if cached.
-    fn get(&self, value: &Chunks<'_>) -> Option<Arc<SessionData>> {
-        if !self.cacheable(value.len()) {
-            return None;
-        }
-        let key = self.key(value.len(), &value.tail(INDEX_TAIL_LEN));
-        let entry = {
-            let mut g = self.lock();
-            let pos = g.index.get(&key).copied();
-            pos.and_then(|i| g.slots.get_mut(i)).map(|slot| {
-                slot.referenced = true;
-                Arc::clone(&slot.entry)
-            })
-        };
-        match entry {
-            Some(e) if value.same_bytes(e.cookie.as_bytes()) => {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                Some(Arc::clone(&e.session))
-            }
-            _ => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
-                None
-            }
-        }
-    }
-
-    /// Remembers that `value` opened to `session`. Call only after a successful open.
-    fn insert(&self, value: &str, session: &Arc<SessionData>) {
-        if !self.cacheable(value.len()) {
-            return;
-        }
-        let bytes = value.as_bytes();
-        let key = self.key(bytes.len(), &bytes[bytes.len().saturating_sub(INDEX_TAIL_LEN)..]);
-        let slot = Slot {
-            key,
-            entry: Arc::new(CachedSession {
-                cookie: value.into(),
-                session: Arc::clone(session),
-            }),
-            referenced: false,
-        };
-        // The replaced entry is dropped after the lock is released.
-        let _replaced = {
-            let mut g = self.lock();
-            let g = &mut *g;
-            if let Some(&i) = g.index.get(&key) {
-                // Same key: the same value opened concurrently, or (2^-64) another value.
-                g.slots.get_mut(i).map(|old| std::mem::replace(old, slot))
-            } else if g.slots.len() < self.capacity {
-                g.index.insert(key, g.slots.len());
-                g.slots.push(slot);
-                None
-            } else {
-                // CLOCK: skip (and clear) recently used slots, replace the first one that is not.
-                loop {
-                    let i = g.hand % g.slots.len();
-                    g.hand = (i + 1) % g.slots.len();
-                    let Some(candidate) = g.slots.get_mut(i) else {
-                        break None;
-                    };
-                    if candidate.referenced {
-                        candidate.referenced = false;
-                        continue;
-                    }
-                    let old = std::mem::replace(candidate, slot);
-                    g.index.remove(&old.key);
-                    g.index.insert(key, i);
-                    break Some(old);
-                }
-            }
-        };
-    }
-
-    fn stats(&self) -> (u64, u64, usize) {
-        (
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
-            self.lock().slots.len(),
-        )
-    }
-}
-
 /// Cookie attributes with `Max-Age` counting down to `expires_at`.
 pub(crate) fn until(attributes: &CookieAttributes, expires_at: u64) -> CookieAttributes {
     let secs = expires_at.saturating_sub(now()).max(1);
@@ -299,31 +84,7 @@ pub(crate) fn until(attributes: &CookieAttributes, expires_at: u64) -> CookieAtt
 #[async_trait]
 impl StateStore for CookieStateStore {
     async fn get(&self, jar: &mut dyn CookieJar) -> Result<Option<SessionData>> {
-        Ok(self.get_shared(jar).await?.map(Arc::unwrap_or_clone))
-    }
-
-    async fn get_shared(&self, jar: &mut dyn CookieJar) -> Result<Option<Arc<SessionData>>> {
-        let sealed = {
-            let Some(chunks) = read_chunks(&*jar, &self.name, MAX_CHUNKS) else {
-                return Ok(None);
-            };
-            if let Some(s) = self.cache.get(&chunks) {
-                return Ok(Some(s));
-            }
-            let Some(joined) = chunks.join() else {
-                return Ok(None);
-            };
-            joined
-        };
-        let opened = self.open(&sealed).map(Arc::new);
-        if let Some(s) = &opened {
-            self.cache.insert(&sealed, s);
-        }
-        Ok(opened)
-    }
-
-    fn get_at_hand(&self, jar: &dyn CookieJar) -> Option<Arc<SessionData>> {
-        self.cache.get(&read_chunks(jar, &self.name, MAX_CHUNKS)?)
+        Ok(self.fetch(jar).await?.and_then(|sealed| self.open(&sealed)))
     }
 
     async fn set(&self, session: &SessionData, options: WriteOptions, jar: &mut dyn CookieJar) -> Result<()> {
@@ -503,7 +264,9 @@ impl TransactionStore for CookieTransactionStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
+    use std::sync::atomic::Ordering;
+
     use serde_json::{Map, json};
 
     use super::*;
@@ -769,7 +532,7 @@ mod tests {
         );
     }
 
-    fn session(size: usize) -> SessionData {
+    pub(crate) fn session(size: usize) -> SessionData {
         SessionData {
             user: serde_json::from_value(json!({"sub": "u1", "blob": "x".repeat(size)})).unwrap(),
             id_token: Some(SecretString::new("id.token.here")),
@@ -855,212 +618,6 @@ mod tests {
             .expect("the Python SDK's cookie opens");
         assert_eq!(s.user()["sub"], "auth0|123");
         assert_eq!(s.sid(), "abc");
-    }
-
-    fn session_store(secret: &str, name: &str) -> CookieStateStore {
-        CookieStateStore::new(&[secret], name, CookieAttributes::default())
-    }
-
-    /// The request cookies of `store`'s write of `s`, as `(name, value)` pairs.
-    async fn sealed_cookies(store: &CookieStateStore, s: &SessionData) -> Vec<(String, String)> {
-        let mut jar = MemoryCookieJar::default();
-        store
-            .set(s, WriteOptions::new(now() + 3600, false), &mut jar)
-            .await
-            .unwrap();
-        let jar = jar.next_request();
-        jar.names()
-            .into_iter()
-            .map(|n| {
-                let v = jar.get(&n).unwrap();
-                (n, v)
-            })
-            .collect()
-    }
-
-    async fn read(store: &CookieStateStore, cookies: &[(String, String)]) -> Option<SessionData> {
-        let mut jar = MemoryCookieJar::from_request_cookies(cookies.iter().cloned());
-        store.get(&mut jar).await.unwrap()
-    }
-
-    #[tokio::test]
-    async fn cache_hit_returns_the_same_session() {
-        let store = session_store(SECRET, "_a0_session");
-        let cookies = sealed_cookies(&store, &session(3000)).await;
-        assert_eq!(cookies.len(), 2, "the session spans two chunks");
-        assert_eq!(read(&store, &cookies).await.unwrap(), session(3000));
-        assert_eq!(store.cache_stats(), (0, 1, 1), "first read opens and caches");
-        for _ in 0..3 {
-            assert_eq!(read(&store, &cookies).await.unwrap(), session(3000));
-        }
-        assert_eq!(store.cache_stats(), (3, 1, 1), "later reads hit");
-        // Clones of a store share its cache.
-        assert_eq!(read(&store.clone(), &cookies).await.unwrap(), session(3000));
-        assert_eq!(store.cache_stats().0, 4);
-        // Another write is a new value (fresh IV): it misses, opens, and is cached too.
-        let again = sealed_cookies(&store, &session(3000)).await;
-        assert_ne!(again, cookies);
-        assert_eq!(read(&store, &again).await.unwrap(), session(3000));
-        assert_eq!(store.cache_stats(), (4, 2, 2));
-    }
-
-    #[tokio::test]
-    async fn tampered_cookies_never_hit() {
-        let store = session_store(SECRET, "_a0_session");
-        let cookies = sealed_cookies(&store, &session(3000)).await;
-        assert!(read(&store, &cookies).await.is_some());
-        let flip = |chunk: usize, at: usize| {
-            let mut c = cookies.clone();
-            let mut bytes = c[chunk].1.clone().into_bytes();
-            // Swap one base64url character for another (stays a valid cookie value).
-            bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
-            c[chunk].1 = String::from_utf8(bytes).unwrap();
-            c
-        };
-        let last = cookies[1].1.len() - 1;
-        let cases = [
-            // Same tail (so the same index slot), different bytes: the comparison must catch it.
-            flip(0, 100),
-            flip(0, 2000),
-            flip(1, 10),
-            // Different tail: the tag itself.
-            flip(1, last),
-            flip(1, last - 20),
-        ];
-        for (i, c) in cases.iter().enumerate() {
-            assert!(read(&store, c).await.is_none(), "case {i}");
-        }
-        // Truncated, extended, and the chunks swapped.
-        let mut truncated = cookies.clone();
-        truncated[1].1.pop();
-        let mut extended = cookies.clone();
-        extended[1].1.push('A');
-        let swapped = vec![
-            (cookies[0].0.clone(), cookies[1].1.clone()),
-            (cookies[1].0.clone(), cookies[0].1.clone()),
-        ];
-        for c in [truncated, extended, swapped] {
-            assert!(read(&store, &c).await.is_none());
-        }
-        let (hits, misses, len) = store.cache_stats();
-        assert_eq!((hits, len), (0, 1), "no hit, and failures are never cached");
-        assert_eq!(misses, 9);
-        // The genuine cookie still hits.
-        assert!(read(&store, &cookies).await.is_some());
-        assert_eq!(store.cache_stats().0, 1);
-    }
-
-    #[tokio::test]
-    async fn cache_is_bounded_and_keeps_recently_used_entries() {
-        let store = session_store(SECRET, "_a0_session").with_cache_capacity(4);
-        let mut all = Vec::new();
-        for i in 0..4 {
-            let c = sealed_cookies(&store, &session(10 + i)).await;
-            assert!(read(&store, &c).await.is_some());
-            all.push(c);
-        }
-        assert_eq!(store.cache_stats(), (0, 4, 4));
-        // Use the first entry, then add a fifth: CLOCK gives the used one a second chance.
-        assert!(read(&store, &all[0]).await.is_some());
-        let fifth = sealed_cookies(&store, &session(20)).await;
-        assert_eq!(read(&store, &fifth).await.unwrap(), session(20));
-        assert_eq!(store.cache_stats(), (1, 5, 4), "still 4 entries");
-        assert_eq!(read(&store, &all[0]).await.unwrap(), session(10));
-        assert_eq!(store.cache_stats().0, 2, "the used entry survived");
-        assert_eq!(read(&store, &all[1]).await.unwrap(), session(11));
-        assert_eq!(
-            store.cache_stats().0,
-            2,
-            "the unused one was replaced (and reopened fine)"
-        );
-        // Many more distinct sessions: never more than the capacity.
-        for i in 0..40 {
-            let c = sealed_cookies(&store, &session(30 + i)).await;
-            assert!(read(&store, &c).await.is_some());
-            assert!(store.cache_stats().2 <= 4);
-        }
-        // Capacity 0 turns the cache off; oversized values are never cached.
-        let off = session_store(SECRET, "_a0_session").with_cache_capacity(0);
-        let c = sealed_cookies(&off, &session(10)).await;
-        assert!(read(&off, &c).await.is_some());
-        assert!(read(&off, &c).await.is_some());
-        assert_eq!(off.cache_stats(), (0, 0, 0));
-        let big = session_store(SECRET, "_a0_session");
-        let c = sealed_cookies(&big, &session(MAX_CACHED_COOKIE_LEN)).await;
-        assert!(read(&big, &c).await.is_some());
-        assert_eq!(big.cache_stats().2, 0);
-    }
-
-    #[tokio::test]
-    async fn stores_with_other_names_or_secrets_share_nothing() {
-        let a = session_store(SECRET, "_a0_session");
-        let cookies = sealed_cookies(&a, &session(3000)).await;
-        assert!(read(&a, &cookies).await.is_some());
-        assert!(read(&a, &cookies).await.is_some());
-        assert_eq!(a.cache_stats(), (1, 1, 1));
-        // Same name, another secret: the cached entry of `a` is not served.
-        let other_secret = session_store("another-secret-0123456789abcdef-xyz", "_a0_session");
-        assert!(read(&other_secret, &cookies).await.is_none());
-        assert_eq!(other_secret.cache_stats(), (0, 1, 0));
-        // Same secret, another name, the very same values under that name: different salt.
-        let other_name = session_store(SECRET, "app_session");
-        let renamed: Vec<(String, String)> = cookies
-            .iter()
-            .map(|(n, v)| (n.replace("_a0_session", "app_session"), v.clone()))
-            .collect();
-        assert!(read(&other_name, &renamed).await.is_none());
-        assert_eq!(other_name.cache_stats(), (0, 1, 0));
-        // A rotated store (new secret first, old one kept) opens the old cookie on its own.
-        let rotated = CookieStateStore::new(
-            &["another-secret-0123456789abcdef-xyz", SECRET],
-            "_a0_session",
-            CookieAttributes::default(),
-        );
-        assert_eq!(read(&rotated, &cookies).await.unwrap(), session(3000));
-        assert_eq!(rotated.cache_stats(), (0, 1, 1));
-        assert_eq!(a.cache_stats(), (1, 1, 1), "`a` was not consulted");
-    }
-
-    #[tokio::test]
-    async fn expiry_is_still_enforced_on_cache_hits() {
-        let client = crate::ServerClient::builder()
-            .issuer("https://idp.example.com/")
-            .client_id("c")
-            .client_auth(crate::ClientAuth::none())
-            .secret(SECRET)
-            .app_base_url("https://app.example.com")
-            .session_absolute_duration(Duration::from_secs(3600))
-            .build()
-            .unwrap();
-        let store = &client.inner.sessions;
-        let mut live = session(3000);
-        live.internal.created_at = now();
-        live.internal.last_active = Some(now());
-        let mut expired = live.clone();
-        expired.internal.created_at = now() - 7200;
-        for (s, alive) in [(live, true), (expired, false)] {
-            let mut jar = MemoryCookieJar::default();
-            store
-                .set(&s, WriteOptions::new(now() + 3600, false), &mut jar)
-                .await
-                .unwrap();
-            let jar = jar.next_request();
-            // The store itself returns the document every time (the second time from its cache)…
-            for _ in 0..2 {
-                assert!(store.get(&mut jar.clone()).await.unwrap().is_some());
-            }
-            // …and the client still applies the lifetime on every read.
-            for _ in 0..2 {
-                let mut j = jar.clone();
-                assert_eq!(client.get_user(&mut j).await.unwrap().is_some(), alive);
-                if !alive {
-                    assert!(
-                        j.response_cookies().iter().all(|c| c.removed),
-                        "an expired session is deleted"
-                    );
-                }
-            }
-        }
     }
 
     #[tokio::test]

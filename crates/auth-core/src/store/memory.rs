@@ -189,10 +189,6 @@ impl SessionBackend for MemoryBackend {
         Ok(n)
     }
 
-    fn may_have_logouts(&self) -> bool {
-        self.any_logout.load(std::sync::atomic::Ordering::Acquire)
-    }
-
     async fn record_logout(&self, key: &LogoutKey, at: u64, ttl: Duration) -> Result<(), StoreError> {
         let now = Instant::now();
         // Readers never panic while holding the lock, so a poisoned list is still consistent.
@@ -230,7 +226,7 @@ impl SessionBackend for MemoryBackend {
     }
 
     fn logout_time_at_hand(&self, sid: &str, sub: Option<&str>) -> Option<Option<u64>> {
-        if !self.may_have_logouts() {
+        if !self.any_logout.load(std::sync::atomic::Ordering::Acquire) {
             return Some(None);
         }
         let list = self.logouts.read().unwrap_or_else(PoisonError::into_inner);

@@ -4,11 +4,13 @@
 //! sealed cookies; stateful stores keep a sealed id in a cookie and the data in a backend.
 
 mod backend;
+mod cache;
 mod cookie;
 mod memory;
 mod server;
 
 pub use backend::{LogoutKey, SessionBackend, SessionKeys};
+pub(crate) use cache::{CachedStateStore, SESSION_CACHE_CAPACITY, SealedStore};
 pub use cookie::{CookieStateStore, CookieTransactionStore};
 pub use memory::MemoryBackend;
 pub use server::ServerSideStateStore;
@@ -63,18 +65,6 @@ impl WriteOptions {
 pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// The session, if any. Anything unreadable counts as no session.
     async fn get(&self, jar: &mut dyn CookieJar) -> Result<Option<SessionData>>;
-    /// [`StateStore::get`] without copying, for stores that keep opened sessions shared (the
-    /// per-request read path uses this).
-    async fn get_shared(&self, jar: &mut dyn CookieJar) -> Result<Option<std::sync::Arc<SessionData>>> {
-        Ok(self.get(jar).await?.map(std::sync::Arc::new))
-    }
-    /// The session when the store has it at hand without waiting (for example an opened-session
-    /// cache hit); `None` means "ask [`StateStore::get_shared`]", not "no session". Must agree
-    /// with `get_shared` whenever it returns a session. The default never has one at hand.
-    fn get_at_hand(&self, jar: &dyn CookieJar) -> Option<std::sync::Arc<SessionData>> {
-        let _ = jar;
-        None
-    }
     /// Writes the session.
     ///
     /// # Errors

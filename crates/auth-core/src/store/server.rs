@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::backend::{LogoutKey, SessionBackend, SessionKeys};
+use super::cache::SealedStore;
 use super::cookie::until;
 use super::{StateStore, WriteOptions};
 use crate::cookies::{CookieAttributes, CookieJar, read_chunked, remove_chunked, write_chunked};
@@ -74,7 +75,7 @@ impl ServerSideStateStore {
         let sealed = read_chunked(jar, &self.name, 1)?;
         let plain = self.sealer.open(&self.name, &sealed)?;
         let p: Pointer = serde_json::from_slice(&plain).ok()?;
-        (p.id.len() == 43).then_some(p.id)
+        (p.id.len() == ID_LEN).then_some(p.id)
     }
 
     /// The seal salt of the document stored under `id`: binds the record to its id.
@@ -83,26 +84,44 @@ impl ServerSideStateStore {
     }
 }
 
+/// Length of a session id (32 random bytes, base64url).
+const ID_LEN: usize = 43;
+
 #[async_trait]
-impl StateStore for ServerSideStateStore {
-    async fn get(&self, jar: &mut dyn CookieJar) -> Result<Option<SessionData>> {
+impl SealedStore for ServerSideStateStore {
+    /// The session id and the sealed record stored under it, as `{id}.{record}`: the record is
+    /// read from the backend on every request, so what this returns is always current.
+    async fn fetch(&self, jar: &mut dyn CookieJar) -> Result<Option<String>> {
         let Some(id) = self.current_id(&*jar) else {
             return Ok(None);
         };
         let Some(stored) = self.backend.get(&id).await? else {
             return Ok(None);
         };
-        let Some(plain) = self
-            .sealer
-            .open(&self.record_salt(&id), &String::from_utf8_lossy(&stored))
-        else {
+        let mut fetched = id;
+        fetched.push('.');
+        fetched.push_str(&String::from_utf8_lossy(&stored));
+        Ok(Some(fetched))
+    }
+
+    fn open(&self, fetched: &str) -> Option<SessionData> {
+        let (id, record) = fetched.split_at_checked(ID_LEN)?;
+        let record = record.strip_prefix('.')?;
+        let Some(plain) = self.sealer.open(&self.record_salt(id), record) else {
             tracing::warn!(
                 "stored session did not open (secret rotated away, or a record copied under \
                  another id?); treating as logged out"
             );
-            return Ok(None);
+            return None;
         };
-        Ok(serde_json::from_slice(&plain).ok())
+        serde_json::from_slice(&plain).ok()
+    }
+}
+
+#[async_trait]
+impl StateStore for ServerSideStateStore {
+    async fn get(&self, jar: &mut dyn CookieJar) -> Result<Option<SessionData>> {
+        Ok(self.fetch(jar).await?.and_then(|fetched| self.open(&fetched)))
     }
 
     /// Writes the session. A login (`new_session`, or no session id yet) creates a record
