@@ -137,7 +137,7 @@ fn status_of(e: &Error) -> StatusCode {
     }
 }
 
-fn public_message(e: &Error) -> &'static str {
+pub(crate) fn public_message(e: &Error) -> &'static str {
     match e {
         Error::MissingTransaction => "The login attempt was not found or has expired. Please log in again.",
         Error::InvalidCallback(_) => "The login response was not valid. Please log in again.",
