@@ -53,7 +53,9 @@ pub use state::{AuthOptions, AuthState, Unauthenticated};
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
 
-/// Hooks for this workspace's fuzz targets and benchmarks; no stability promise.
+/// Hooks for this workspace's tests and fuzz targets (the `internal` feature); no stability
+/// promise.
+#[cfg(feature = "internal")]
 #[doc(hidden)]
 pub mod internal {
     /// The `returnTo` sanitizer: a safe same-origin relative path, or `None`.

@@ -1,7 +1,7 @@
 //! CPU cost of the per-request and per-login work of `auth-core`, without network.
 //!
 //! ```sh
-//! cargo bench -p auth-core --bench core -- --warm-up-time 1 --measurement-time 3
+//! cargo bench -p auth-core --features internal --bench core -- --warm-up-time 1 --measurement-time 3
 //! ```
 //!
 //! Groups:

@@ -83,6 +83,7 @@ pub(crate) async fn verified(
 }
 
 /// The synchronous core of [`validate`]: signature with the given keys, then claims.
+#[cfg(any(test, feature = "internal"))]
 pub(crate) fn verify(token: &str, keys: &KeySet, expected: &Expected<'_>) -> Result<Claims, IdTokenError> {
     let (_, claims) = verify_signature(token, keys, &expected.signature())?;
     check_claims(&claims, expected)?;

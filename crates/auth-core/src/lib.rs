@@ -38,6 +38,8 @@ mod error;
 mod flows;
 mod http;
 mod id_token;
+/// Hooks for this workspace's tests, benchmarks and fuzz targets (the `internal` feature).
+#[cfg(any(test, feature = "internal"))]
 #[doc(hidden)]
 pub mod internal;
 mod lifetime;

@@ -128,6 +128,7 @@ impl CachedStateStore {
     }
 
     /// Counters of the cache: `(hits, misses, entries)`.
+    #[cfg(any(test, feature = "internal"))]
     pub(crate) fn stats(&self) -> (u64, u64, usize) {
         self.cache.stats()
     }
