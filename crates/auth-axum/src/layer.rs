@@ -129,7 +129,6 @@ mod future {
 
 #[cfg(test)]
 mod tests {
-    use auth_core::{ClientAuth, ServerClient};
     use axum::Router;
     use axum::body::Body;
     use axum::routing::get;
@@ -137,19 +136,7 @@ mod tests {
     use tower::ServiceExt as _;
 
     use super::*;
-    use crate::AuthOptions;
-
-    fn state(trust: bool) -> AuthState {
-        let client = ServerClient::builder()
-            .issuer("https://idp.example.com/")
-            .client_id("c")
-            .client_auth(ClientAuth::none())
-            .secret("0123456789abcdef0123456789abcdef")
-            .app_base_url("https://app.example.com")
-            .build()
-            .unwrap();
-        AuthState::new(client, AuthOptions::new().trust_proxy_headers(trust)).unwrap()
-    }
+    use crate::state::test_state as state;
 
     #[tokio::test]
     async fn cookie_headers_are_marked_sensitive() {

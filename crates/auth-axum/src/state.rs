@@ -353,23 +353,37 @@ fn valid_authority(authority: &str) -> bool {
     port_ok && name_ok
 }
 
+/// An auth state for unit tests: an https app, proxy headers trusted or not.
+#[cfg(test)]
+pub(crate) fn test_state(trust: bool) -> AuthState {
+    test_state_with(AuthOptions::new().trust_proxy_headers(trust))
+}
+
+/// An auth state for unit tests: an https app with these options.
+#[cfg(test)]
+pub(crate) fn test_state_with(options: AuthOptions) -> AuthState {
+    use auth_core::{ClientAuth, ServerClient};
+    let client = ServerClient::builder()
+        .issuer("https://idp.example.com/")
+        .client_id("c")
+        .client_auth(ClientAuth::none())
+        .secret("0123456789abcdef0123456789abcdef")
+        .app_base_url("https://app.example.com")
+        .build()
+        .unwrap();
+    AuthState::new(client, options).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
-    use auth_core::{ClientAuth, ServerClient};
     use http::HeaderValue;
 
+    use super::test_state as state;
     use super::*;
 
-    fn state(trust: bool) -> AuthState {
-        let client = ServerClient::builder()
-            .issuer("https://idp.example.com/")
-            .client_id("c")
-            .client_auth(ClientAuth::none())
-            .secret("0123456789abcdef0123456789abcdef")
-            .app_base_url("https://app.example.com")
-            .build()
-            .unwrap();
-        AuthState::new(client, AuthOptions::new().trust_proxy_headers(trust)).unwrap()
+    /// Proxy headers trusted, with these other options.
+    fn state_with(options: AuthOptions) -> AuthState {
+        test_state_with(options.trust_proxy_headers(true))
     }
 
     #[test]
@@ -386,18 +400,6 @@ mod tests {
             state(true).public_base(&HeaderMap::new()).as_str(),
             "https://app.example.com/"
         );
-    }
-
-    fn state_with(options: AuthOptions) -> AuthState {
-        let client = ServerClient::builder()
-            .issuer("https://idp.example.com/")
-            .client_id("c")
-            .client_auth(ClientAuth::none())
-            .secret("0123456789abcdef0123456789abcdef")
-            .app_base_url("https://app.example.com")
-            .build()
-            .unwrap();
-        AuthState::new(client, options.trust_proxy_headers(true)).unwrap()
     }
 
     fn forwarded(lines: &[(&'static str, &'static str)]) -> HeaderMap {
