@@ -549,6 +549,29 @@ impl RedisBackend {
         format!("{}s:{id}", self.prefix)
     }
 
+    /// The invocation of a record-writing script (`SET_SCRIPT`, `UPDATE_SCRIPT`): both take the
+    /// record and its two index keys, then the value, TTL, id, sid, sub and key prefix.
+    fn record_write<'a>(
+        &self,
+        script: &'a redis::Script,
+        id: &str,
+        value: &[u8],
+        keys: &SessionKeys,
+        ttl: Duration,
+    ) -> redis::ScriptInvocation<'a> {
+        let mut call = script.prepare_invoke();
+        call.key(self.session_key(id))
+            .key(self.index_key(&LogoutKey::Sid(keys.sid.clone())))
+            .key(self.index_key(&LogoutKey::Sub(keys.sub.clone())))
+            .arg(value)
+            .arg(ttl_ms(ttl))
+            .arg(id)
+            .arg(&keys.sid)
+            .arg(&keys.sub)
+            .arg(&self.prefix);
+        call
+    }
+
     fn index_key(&self, key: &LogoutKey) -> String {
         match key {
             LogoutKey::Sid(sid) => format!("{}sid:{sid}", self.prefix),
@@ -649,16 +672,7 @@ impl SessionBackend for RedisBackend {
 
     async fn set(&self, id: &str, value: &[u8], keys: &SessionKeys, ttl: Duration) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        let mut call = SET_SCRIPT.prepare_invoke();
-        call.key(self.session_key(id))
-            .key(self.index_key(&LogoutKey::Sid(keys.sid.clone())))
-            .key(self.index_key(&LogoutKey::Sub(keys.sub.clone())))
-            .arg(value)
-            .arg(ttl_ms(ttl))
-            .arg(id)
-            .arg(&keys.sid)
-            .arg(&keys.sub)
-            .arg(&self.prefix);
+        let call = self.record_write(&SET_SCRIPT, id, value, keys, ttl);
         self.run("set", async move { call.invoke_async::<()>(&mut conn).await })
             .await
     }
@@ -671,16 +685,7 @@ impl SessionBackend for RedisBackend {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
-        let mut call = UPDATE_SCRIPT.prepare_invoke();
-        call.key(self.session_key(id))
-            .key(self.index_key(&LogoutKey::Sid(keys.sid.clone())))
-            .key(self.index_key(&LogoutKey::Sub(keys.sub.clone())))
-            .arg(value)
-            .arg(ttl_ms(ttl))
-            .arg(id)
-            .arg(&keys.sid)
-            .arg(&keys.sub)
-            .arg(&self.prefix);
+        let call = self.record_write(&UPDATE_SCRIPT, id, value, keys, ttl);
         let written = self
             .run("update", async move { call.invoke_async::<i64>(&mut conn).await })
             .await?;
