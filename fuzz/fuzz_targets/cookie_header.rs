@@ -1,6 +1,7 @@
-//! Arbitrary `Cookie` headers through the whole Axum stack: `auth.layer()`, the per-request
-//! session read (the borrowed header parser and the chunk reader), the `Session` extractor and
-//! the callback route (the owned parser of `AxumCookieJar` and the transaction cookie lookup).
+//! Arbitrary `Cookie` headers through the whole Axum stack: `auth.layer()` (the header bound and
+//! tower-cookies' `CookieManager`), the per-request session read (tower-cookies' lookup from the
+//! raw header and the chunk reader), the `Session` extractor and the callback route (the
+//! built jar and the transaction cookie lookup).
 //!
 //! The input is split on `\n` into several `Cookie` header lines (as HTTP/2 sends them);
 //! lines that are not valid header values are dropped, as the HTTP parser would.

@@ -8,10 +8,10 @@ use axum::extract::{FromRequestParts, OptionalFromRequestParts, OriginalUri};
 use http::request::Parts;
 use http::{Extensions, Uri};
 
-use crate::cookies::{AxumCookieJar, CookieHeaders, RequestJar};
+use crate::cookies::AxumCookieJar;
 use crate::error::AuthError;
 use crate::rejection::SessionRejection;
-use crate::request::{RequestAuth, ResponseCookies};
+use crate::request::RequestAuth;
 use crate::state::{AuthState, Unauthenticated};
 
 /// The logged-in user's session. Extracting it fails with [`SessionRejection`] when there is
@@ -107,19 +107,22 @@ pub(crate) fn login_location(state: &AuthState, uri: &Uri) -> String {
     format!("{}?{q}", state.path("login"))
 }
 
-/// Loads the session once per request.
+/// Loads the session once per request, through the request's cookie jar.
 pub(crate) async fn load(
-    headers: &http::HeaderMap,
     extensions: &mut Extensions,
-) -> Result<(AuthState, ResponseCookies, Option<auth_core::Session>), SessionRejection> {
+) -> Result<(AuthState, AxumCookieJar, Option<auth_core::Session>), SessionRejection> {
     let Some(auth) = extensions.get::<RequestAuth>() else {
         return Err(SessionRejection::MissingAuthLayer);
     };
-    let (state, writes) = (auth.state.clone(), auth.writes.clone());
-    if let Some(s) = &auth.session {
-        return Ok((state, writes, s.clone()));
+    let state = auth.state.clone();
+    let cached = auth.session.clone();
+    let Some(cookies) = extensions.get::<tower_cookies::Cookies>() else {
+        return Err(SessionRejection::MissingAuthLayer);
+    };
+    let mut jar = AxumCookieJar::new(cookies.clone());
+    if let Some(s) = cached {
+        return Ok((state, jar, s));
     }
-    let mut jar = RequestJar::new(headers, writes.clone());
     let session = state
         .client()
         .get_session(&mut jar)
@@ -128,7 +131,7 @@ pub(crate) async fn load(
     if let Some(auth) = extensions.get_mut::<RequestAuth>() {
         auth.session = Some(session.clone());
     }
-    Ok((state, writes, session))
+    Ok((state, jar, session))
 }
 
 fn original_uri(parts: &Parts) -> Uri {
@@ -142,13 +145,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let (state, writes, session) = load(&parts.headers, &mut parts.extensions).await?;
+        let (state, jar, session) = load(&mut parts.extensions).await?;
         match session {
-            Some(session) => Ok(Self {
-                session,
-                state,
-                jar: AxumCookieJar::new(CookieHeaders::of(&parts.headers), writes),
-            }),
+            Some(session) => Ok(Self { session, state, jar }),
             None => match state.options().unauthenticated {
                 Unauthenticated::RedirectToLogin => Err(SessionRejection::LoginRequired {
                     location: login_location(&state, &original_uri(parts)),
@@ -163,11 +162,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
-        let (state, writes, session) = load(&parts.headers, &mut parts.extensions).await?;
-        Ok(session.map(|session| Self {
-            session,
-            state,
-            jar: AxumCookieJar::new(CookieHeaders::of(&parts.headers), writes),
-        }))
+        let (state, jar, session) = load(&mut parts.extensions).await?;
+        Ok(session.map(|session| Self { session, state, jar }))
     }
 }

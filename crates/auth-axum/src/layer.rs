@@ -1,20 +1,24 @@
-//! [`AuthLayer`]: makes the [`AuthState`] and the request's cookie writes available to every
-//! request, puts those writes on the response, and marks `Cookie`/`Set-Cookie` sensitive.
+//! [`AuthLayer`]: makes the [`AuthState`] and one tower-cookies jar available to every
+//! request (installing tower-cookies' `CookieManager` unless the app already has), and marks
+//! `Cookie`/`Set-Cookie` sensitive.
 
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use http::HeaderMap;
 use http::header::{COOKIE, SET_COOKIE};
+use http::{HeaderMap, HeaderValue};
 use tower::{Layer, Service};
+use tower_cookies::{CookieManager, Cookies};
 
-use crate::request::ResponseCookies;
+use crate::request::RequestAuth;
 use crate::state::AuthState;
 
 impl AuthState {
-    /// The layer that every route using `Session` or `RequireAuth` must sit under: it parses
-    /// cookies once, writes cookie changes to the response, makes this state available, and
-    /// marks `Cookie`/`Set-Cookie` headers sensitive so traces never print them.
+    /// The layer that every route using `Session` or `RequireAuth` must sit under: it makes
+    /// this state available, gives the request tower-cookies' [`Cookies`] jar (reusing the one
+    /// of a `CookieManagerLayer` the app installed outside it; otherwise it runs tower-cookies'
+    /// `CookieManager` itself, which puts cookie changes on the response), and marks
+    /// `Cookie`/`Set-Cookie` headers sensitive so traces never print them.
     #[must_use]
     pub fn layer(&self) -> AuthLayer {
         AuthLayer { state: self.clone() }
@@ -27,23 +31,32 @@ pub struct AuthLayer {
     state: AuthState,
 }
 
-impl<S> Layer<S> for AuthLayer {
+impl<S: Clone> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         AuthService {
+            managed: CookieManager::new(inner.clone()),
             inner,
             state: self.state.clone(),
         }
     }
 }
 
-/// The service made by [`AuthLayer`].
+/// The service made by [`AuthLayer`]: the app's service, called directly when the request
+/// already has a [`Cookies`] jar, or under tower-cookies' [`CookieManager`] when it has none.
 #[derive(Clone, Debug)]
 pub struct AuthService<S> {
     inner: S,
+    managed: CookieManager<S>,
     state: AuthState,
 }
+
+/// `;`-separated parts of a request's `Cookie` header(s) handed to the cookie jar when this
+/// layer installs it; the rest is dropped before anything parses it. Browsers send at most
+/// about 180 cookies per site; the cap bounds the work (and the memory) a hostile header can
+/// cause however long it is.
+pub(crate) const MAX_COOKIE_PARTS: usize = 256;
 
 impl<S, B> Service<Request<B>> for AuthService<S>
 where
@@ -54,20 +67,65 @@ where
     type Future = future::SensitiveResponse<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        // Either may be called: both must be ready (for axum's services both always are).
+        std::task::ready!(self.inner.poll_ready(cx))?;
+        self.managed.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         mark_sensitive(req.headers_mut(), &COOKIE);
-        let writes = ResponseCookies::default();
-        req.extensions_mut().insert(crate::request::RequestAuth::new(
-            self.state.clone(),
-            writes.clone(),
-        ));
-        future::SensitiveResponse {
-            inner: self.inner.call(req),
-            writes,
+        req.extensions_mut().insert(RequestAuth::new(self.state.clone()));
+        if req.extensions().get::<Cookies>().is_some() {
+            // The app's CookieManagerLayer, outside this one: share its jar. It writes the
+            // response's Set-Cookie headers itself, after this layer: marking them sensitive
+            // is then up to the app (see the crate docs).
+            return future::SensitiveResponse::shared(self.inner.call(req));
         }
+        bound_cookie_headers(req.headers_mut(), MAX_COOKIE_PARTS);
+        future::SensitiveResponse::managed(self.managed.call(req))
+    }
+}
+
+/// Cuts the request's `Cookie` header(s) after `max` `;`-separated parts in all (no parsing:
+/// a count of separators), so the jar never parses more than that.
+fn bound_cookie_headers(headers: &mut HeaderMap, max: usize) {
+    let mut seen = 0usize;
+    let mut cut: Option<(usize, usize)> = None;
+    for (i, value) in headers.get_all(COOKIE).iter().enumerate() {
+        let bytes = value.as_bytes();
+        let parts = memchr::memchr_iter(b';', bytes).count() + 1;
+        if seen + parts > max {
+            // The byte offset of the separator that ends the `max - seen`-th part here.
+            let keep = max - seen;
+            let at = memchr::memchr_iter(b';', bytes)
+                .nth(keep.saturating_sub(1))
+                .filter(|_| keep > 0)
+                .unwrap_or(0);
+            cut = Some((i, at));
+            break;
+        }
+        seen += parts;
+    }
+    let Some((index, at)) = cut else {
+        return;
+    };
+    let kept: Vec<HeaderValue> = headers
+        .get_all(COOKIE)
+        .iter()
+        .take(index + 1)
+        .enumerate()
+        .filter_map(|(i, v)| {
+            if i < index {
+                return Some(v.clone());
+            }
+            let mut cut = HeaderValue::from_bytes(v.as_bytes().get(..at)?).ok()?;
+            cut.set_sensitive(true);
+            (!cut.is_empty()).then_some(cut)
+        })
+        .collect();
+    headers.remove(COOKIE);
+    for v in kept {
+        headers.append(COOKIE, v);
     }
 }
 
@@ -96,13 +154,42 @@ mod future {
     use std::pin::Pin;
     use std::task::{Context, Poll};
 
+    use tower_cookies::service::future::ResponseFuture;
+
     pin_project_lite::pin_project! {
-        /// Puts the request's cookie writes on the response as `Set-Cookie` headers, and
-        /// marks every `Set-Cookie` header sensitive.
+        /// The app's response (through tower-cookies' `CookieManager` when this layer installed
+        /// it), with every `Set-Cookie` header marked sensitive.
         pub struct SensitiveResponse<F> {
             #[pin]
-            pub(super) inner: F,
-            pub(super) writes: crate::request::ResponseCookies,
+            inner: Inner<F>,
+        }
+    }
+
+    pin_project_lite::pin_project! {
+        #[project = InnerProj]
+        enum Inner<F> {
+            Shared { #[pin] future: F },
+            Managed { #[pin] future: ResponseFuture<F> },
+        }
+    }
+
+    impl<F> SensitiveResponse<F> {
+        pub(super) fn shared(future: F) -> Self {
+            Self {
+                inner: Inner::Shared { future },
+            }
+        }
+
+        pub(super) fn managed(future: ResponseFuture<F>) -> Self {
+            Self {
+                inner: Inner::Managed { future },
+            }
+        }
+    }
+
+    impl<F> std::fmt::Debug for SensitiveResponse<F> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("SensitiveResponse")
         }
     }
 
@@ -113,14 +200,12 @@ mod future {
         type Output = F::Output;
 
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-            let this = self.project();
-            let mut out = std::task::ready!(this.inner.poll(cx));
+            let mut out = std::task::ready!(match self.project().inner.project() {
+                InnerProj::Shared { future } => future.poll(cx),
+                InnerProj::Managed { future } => future.poll(cx),
+            });
             if let Ok(resp) = &mut out {
-                let headers = resp.headers_mut();
-                for value in this.writes.take_headers() {
-                    headers.append(super::SET_COOKIE, value);
-                }
-                super::mark_sensitive(headers, &super::SET_COOKIE);
+                super::mark_sensitive(resp.headers_mut(), &super::SET_COOKIE);
             }
             Poll::Ready(out)
         }
@@ -176,5 +261,244 @@ mod tests {
             b"true",
             "the request's Cookie header was marked sensitive"
         );
+    }
+
+    /// The Set-Cookie values of `resp`, as text.
+    fn set_cookies(resp: &axum::response::Response) -> Vec<String> {
+        resp.headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn body(resp: axum::response::Response) -> String {
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    /// A handler that writes through both the app's `Cookies` and the library's jar, and
+    /// reads each write back through the other.
+    async fn both(cookies: tower_cookies::Cookies, mut jar: crate::AxumCookieJar) -> String {
+        use auth_core::cookies::CookieJar as _;
+        cookies.add(tower_cookies::Cookie::new("app", "1"));
+        jar.set("lib", "2", &Default::default());
+        jar.remove("gone", &Default::default());
+        jar.set("twice", "a", &Default::default());
+        jar.set("twice", "b", &Default::default());
+        let mut names = jar.names();
+        names.sort();
+        format!(
+            "{:?} {:?} {:?} {:?} {:?}",
+            jar.get("app"),
+            cookies.get("lib").map(|c| c.value().to_owned()),
+            jar.get("gone"),
+            jar.get("req"),
+            names
+        )
+    }
+
+    #[tokio::test]
+    async fn the_app_and_the_library_share_one_jar() {
+        let auth = state(false);
+        // The layer installs tower-cookies itself, or reuses the app's CookieManagerLayer
+        // installed outside it: the same answers either way, each write sent once.
+        let own: Router = Router::new().route("/", get(both)).layer(auth.layer());
+        let reused: Router = Router::new()
+            .route("/", get(both))
+            .layer(auth.layer())
+            .layer(tower_cookies::CookieManagerLayer::new());
+        for (app, installs) in [(own, true), (reused, false)] {
+            let resp = app
+                .oneshot(
+                    Request::get("/")
+                        .header(COOKIE, "req=0; gone=x")
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let mut set = set_cookies(&resp);
+            set.sort();
+            // Set-Cookie headers written by an outer CookieManagerLayer are added after this
+            // layer's response passed: only those it sees can be marked.
+            let sensitive = resp
+                .headers()
+                .get_all(SET_COOKIE)
+                .iter()
+                .all(HeaderValue::is_sensitive);
+            assert_eq!(sensitive, installs);
+            assert_eq!(set.len(), 4, "{set:?}");
+            assert!(set[0].starts_with("app=1"), "{set:?}");
+            assert!(
+                set[1].starts_with("gone=;") && set[1].contains("Max-Age=0"),
+                "{set:?}"
+            );
+            assert!(set[2].starts_with("lib=2;"), "{set:?}");
+            assert!(set[3].starts_with("twice=b;"), "the latest write: {set:?}");
+            assert_eq!(
+                body(resp).await,
+                r#"Some("1") Some("2") None Some("0") ["app", "lib", "req", "twice"]"#
+            );
+        }
+    }
+
+    /// A removal is sent for a cookie the request carried; a cookie added and removed within
+    /// the request is never sent. Either way the jar stops showing it at once.
+    #[tokio::test]
+    async fn removals_are_sent_for_carried_cookies_and_read_at_once() {
+        let app: Router = Router::new()
+            .route(
+                "/",
+                get(|mut jar: crate::AxumCookieJar| async move {
+                    use auth_core::cookies::CookieJar as _;
+                    jar.set("x", "1", &Default::default());
+                    jar.remove("x", &Default::default());
+                    jar.remove("carried", &Default::default());
+                    format!("{:?} {:?} {:?}", jar.get("x"), jar.get("carried"), jar.names())
+                }),
+            )
+            .layer(state(false).layer());
+        let resp = app
+            .oneshot(
+                Request::get("/")
+                    .header(COOKIE, "carried=1; kept=2")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let set = set_cookies(&resp);
+        assert_eq!(set.len(), 1, "{set:?}");
+        assert!(
+            set[0].starts_with("carried=;") && set[0].contains("Max-Age=0"),
+            "{set:?}"
+        );
+        assert_eq!(body(resp).await, r#"None None ["kept"]"#);
+    }
+
+    /// The names the library's jar sees for a request with these Cookie header values.
+    async fn names_seen(values: &[&str]) -> Vec<String> {
+        let app: Router = Router::new()
+            .route(
+                "/",
+                get(|jar: crate::AxumCookieJar| async move {
+                    use auth_core::cookies::CookieJar as _;
+                    jar.names().join(",")
+                }),
+            )
+            .layer(state(false).layer());
+        let mut req = Request::get("/");
+        for v in values {
+            req = req.header(COOKIE, *v);
+        }
+        let resp = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        let mut names: Vec<String> = body(resp)
+            .await
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// tower-cookies' `get` and `list` before any write answer from the headers without
+    /// building the jar (vendor/tower-cookies/PATCHED.md): the same answers as the built jar.
+    #[tokio::test]
+    async fn a_read_before_any_write_sees_what_the_built_jar_sees() {
+        const NAMES: [&str; 10] = ["a", "b", "ab", "c", "pct", "q", "name", "bad", "", "missing"];
+        let app: Router = Router::new()
+            .route(
+                "/",
+                get(|cookies: tower_cookies::Cookies| async move {
+                    let show = |c: Option<tower_cookies::Cookie<'_>>| {
+                        c.map(|c| format!("{}={}", c.name(), c.value()))
+                    };
+                    let listed = |cookies: &tower_cookies::Cookies| {
+                        let mut all: Vec<String> = cookies
+                            .list()
+                            .iter()
+                            .filter(|c| c.name() != "forced")
+                            .map(|c| format!("{}={}", c.name(), c.value()))
+                            .collect();
+                        all.sort();
+                        all
+                    };
+                    let lazy: Vec<_> = NAMES.iter().map(|n| show(cookies.get(n))).collect();
+                    let lazy_list = listed(&cookies);
+                    // A write builds the jar; reads answer from it from then on.
+                    cookies.add(tower_cookies::Cookie::new("forced", "1"));
+                    let parsed: Vec<_> = NAMES.iter().map(|n| show(cookies.get(n))).collect();
+                    assert_eq!(lazy, parsed);
+                    assert_eq!(lazy_list, listed(&cookies));
+                    format!("{lazy:?} {lazy_list:?}")
+                }),
+            )
+            .layer(state(false).layer());
+        let req = Request::get("/")
+            .header(COOKIE, " a=1;ab=2; b = 3 ;a=4; junk; =x; pct=%41%42")
+            .header(COOKIE, "c=\"quoted\"; q=; n%61me=v ; =; x")
+            .header(
+                COOKIE,
+                HeaderValue::from_bytes(b"bad=\xff; name=skipped").unwrap(),
+            )
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        assert_eq!(
+            body(resp).await,
+            r#"[Some("a=4"), Some("b=3"), Some("ab=2"), Some("c=\"quoted\""), Some("pct=AB"), Some("q="), Some("name=v"), None, None, None] ["a=4", "ab=2", "b=3", "c=\"quoted\"", "name=v", "pct=AB", "q="]"#
+        );
+    }
+
+    #[tokio::test]
+    async fn several_cookie_headers_are_one_list() {
+        assert_eq!(names_seen(&["a=1", "b=2; c=3"]).await, ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn hostile_cookie_headers_are_cut_before_the_jar_parses_them() {
+        // Junk and repeated names count: whatever the parts hold, at most MAX_COOKIE_PARTS are
+        // handed to the jar, in one header or spread over several.
+        for filler in ["junk", "dup=1", ""] {
+            let header = std::iter::repeat_n(filler, 4 * MAX_COOKIE_PARTS)
+                .collect::<Vec<_>>()
+                .join(";")
+                + ";late=1";
+            assert!(
+                !names_seen(&[&header]).await.contains(&"late".to_owned()),
+                "{filler:?}"
+            );
+        }
+        let just_inside = std::iter::repeat_n("junk", MAX_COOKIE_PARTS - 1)
+            .collect::<Vec<_>>()
+            .join(";")
+            + ";late=1";
+        assert!(names_seen(&[&just_inside]).await.contains(&"late".to_owned()));
+        let half = "x;".repeat(MAX_COOKIE_PARTS / 2);
+        assert!(
+            !names_seen(&[&half, &half, "late=1"])
+                .await
+                .contains(&"late".to_owned())
+        );
+        let many: String = (0..1000).map(|i| format!("c{i}={i}; ")).collect();
+        assert_eq!(names_seen(&[&many]).await.len(), MAX_COOKIE_PARTS);
+    }
+
+    #[test]
+    fn a_header_within_the_bound_is_left_alone() {
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("a=1; b=2"));
+        h.append(COOKIE, HeaderValue::from_static("c=3"));
+        let before = h.clone();
+        bound_cookie_headers(&mut h, 3);
+        assert_eq!(h, before);
+        bound_cookie_headers(&mut h, 2);
+        let values: Vec<&str> = h.get_all(COOKIE).iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(values, ["a=1; b=2"]);
+        bound_cookie_headers(&mut h, 1);
+        let values: Vec<&str> = h.get_all(COOKIE).iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(values, ["a=1"]);
     }
 }

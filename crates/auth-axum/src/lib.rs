@@ -23,8 +23,34 @@
 //! ```
 //!
 //! [`AuthState::layer`] must wrap every route that uses [`Session`] or [`RequireAuth`]: it
-//! parses cookies once per request, writes cookie changes back, and marks `Cookie` and
-//! `Set-Cookie` headers sensitive.
+//! gives each request one [`tower_cookies::Cookies`] jar (running tower-cookies'
+//! `CookieManager`, or reusing the app's `CookieManagerLayer` when one sits outside it), reads
+//! and writes the session and transaction cookies through that jar, and marks `Cookie` and
+//! `Set-Cookie` headers sensitive. Handlers that extract `Cookies` share the library's jar:
+//!
+//! ```no_run
+//! use auth_axum::AuthState;
+//! use axum::{Router, routing::get};
+//! use tower_cookies::{Cookie, CookieManagerLayer, Cookies};
+//!
+//! async fn theme(cookies: Cookies) -> &'static str {
+//!     cookies.add(Cookie::new("theme", "dark"));
+//!     "ok"
+//! }
+//!
+//! # fn app(auth: AuthState) -> Router {
+//! Router::new()
+//!     .route("/theme", get(theme))
+//!     .merge(auth.router())
+//!     .layer(auth.layer())
+//!     // Optional: an app-wide CookieManagerLayer outside `auth.layer()` is reused by it.
+//!     .layer(CookieManagerLayer::new())
+//! # }
+//! ```
+//!
+//! When the app installs `CookieManagerLayer` outside `auth.layer()`, that layer writes the
+//! `Set-Cookie` headers after `auth.layer()` has passed the response on, so marking them
+//! sensitive is then up to the app (for example with tower-http's `SetSensitiveHeadersLayer`).
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used)]
 

@@ -20,10 +20,10 @@ use http::header::{CACHE_CONTROL, HeaderValue};
 use serde_json::json;
 use tower::{Layer, Service};
 
+use crate::cookies::AxumCookieJar;
 use crate::error::wants_html;
 use crate::extract::{load, login_location};
 use crate::rejection::{SessionRejection, redirect, unauthorized};
-use crate::request::ResponseCookies;
 use crate::state::AuthState;
 
 /// Decides whether a logged-in user may pass.
@@ -185,7 +185,7 @@ where
         // is called right away. A read that has to wait is dropped and done again in a boxed
         // future (reads, and the writes a read may make, are idempotent).
         let first = {
-            let read = std::pin::pin!(load(&parts.headers, &mut parts.extensions));
+            let read = std::pin::pin!(load(&mut parts.extensions));
             match read.poll(&mut Context::from_waker(std::task::Waker::noop())) {
                 Poll::Ready(loaded) => Some(loaded),
                 Poll::Pending => None,
@@ -202,7 +202,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let (mode, policy) = (self.mode, self.policy.clone());
         RequireAuthFuture::boxed(Box::pin(async move {
-            let loaded = load(&parts.headers, &mut parts.extensions).await;
+            let loaded = load(&mut parts.extensions).await;
             if let Some(answer) = admit(mode, &policy, loaded, &parts) {
                 return Ok(answer);
             }
@@ -215,7 +215,7 @@ where
 fn admit<P: AuthorizePolicy>(
     mode: Mode,
     policy: &P,
-    loaded: Result<(AuthState, ResponseCookies, Option<auth_core::Session>), SessionRejection>,
+    loaded: Result<(AuthState, AxumCookieJar, Option<auth_core::Session>), SessionRejection>,
     parts: &http::request::Parts,
 ) -> Option<Response> {
     let (state, _, session) = match loaded {
