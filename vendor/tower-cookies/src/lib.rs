@@ -328,13 +328,26 @@ impl Inner {
         let Some(located) = self.located.as_deref() else {
             return Vec::new();
         };
+        let mut names: Vec<String> = Vec::with_capacity(located.len());
+        if located.len() <= 16 {
+            // A handful of cookies (the usual request): a scan beats hashing.
+            for l in located {
+                let name = self.name_of(l);
+                if !names.iter().any(|n| n == name) {
+                    names.push(name.to_owned());
+                }
+            }
+            return names;
+        }
         let mut seen = std::collections::HashSet::with_capacity(located.len());
-        located
-            .iter()
-            .map(|l| self.name_of(l))
-            .filter(|name| seen.insert(*name))
-            .map(str::to_owned)
-            .collect()
+        names.extend(
+            located
+                .iter()
+                .map(|l| self.name_of(l))
+                .filter(|name| seen.insert(*name))
+                .map(str::to_owned),
+        );
+        names
     }
 
     /// The request's cookies as the jar built from the headers would list them: one per name,
