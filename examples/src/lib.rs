@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod connected_accounts;
+#[cfg(feature = "load")]
 pub mod load;
 pub mod quickstart;
 pub mod serve;

@@ -15,10 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use auth_axum::{AuthOptions, AuthState, RequireAuth, Session};
 use auth_core::cookies::{CookieAttributes, CookieJar, MemoryCookieJar};
-use auth_core::store::{
-    CookieStateStore, LogoutKey, MemoryBackend, SessionBackend, StateStore, WriteOptions,
-};
-use auth_core::{ClientAuth, ServerClient, SessionData};
+use auth_core::internal::{CookieStateStore, SessionData, StateStore, WriteOptions};
+use auth_core::store::{LogoutKey, MemoryBackend, SessionBackend};
+use auth_core::{ClientAuth, ServerClient};
 use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
 use axum::routing::get;

@@ -21,8 +21,8 @@ use std::task::{Context, Poll, Waker};
 
 use auth_axum::{AuthOptions, AuthState};
 use auth_core::cookies::{CookieAttributes, MemoryCookieJar};
-use auth_core::store::{CookieStateStore, StateStore, WriteOptions};
-use auth_core::{ClientAuth, ServerClient, SessionData};
+use auth_core::internal::{CookieStateStore, SessionData, StateStore, WriteOptions};
+use auth_core::{ClientAuth, ServerClient};
 use axum::Router;
 use axum::body::Body;
 use http::{HeaderValue, Method, Request, Response};

@@ -13,10 +13,10 @@ use std::pin::pin;
 use std::sync::LazyLock;
 use std::task::{Context, Poll, Waker};
 
-use auth_core::SessionData;
 use auth_core::cookies::{CookieAttributes, MemoryCookieJar};
-use auth_core::internal::{Sealer, read_chunked, write_chunked};
-use auth_core::store::{CookieStateStore, StateStore as _, WriteOptions};
+use auth_core::internal::{
+    CookieStateStore, Sealer, SessionData, StateStore as _, WriteOptions, read_chunked, write_chunked,
+};
 use libfuzzer_sys::fuzz_target;
 
 const SECRET: &str = "fuzz-cookie-secret-0123456789abcdef";

@@ -1,5 +1,7 @@
-//! The back-channel logout token, from the compact JWT string to the §2.6 claim rules
-//! (`auth_core::internal::validate_logout_token`), against a fixed one-key ES256 JWKS.
+//! The back-channel logout token through the validation `ServerClient::handle_backchannel_logout`
+//! runs (`flows/backchannel.rs` `accept_logout_token`, reached as
+//! `auth_core::internal::accept_logout_token`): the compact JWS against a fixed one-key ES256
+//! JWKS, the §2.6 claim rules, then the `jti` consumed in a memory backend.
 //!
 //! The first input byte picks how the rest is used:
 //! - `0`: the rest is the token, as it would arrive in the `logout_token` form field;
@@ -7,15 +9,21 @@
 //!   the fuzzer reaches every claim rule;
 //! - `2`: the rest is `header` `\n` `payload`, both raw bytes, correctly signed.
 //!
-//! Invariants: never a panic; every refusal is `invalid_logout_token`; an accepted token
-//! names a `sid` or a `sub` and a short non-empty `jti`, has no `crit` header, is refused
-//! for another client or issuer, and its `jti` is remembered for at least as long as the
-//! token would still be accepted (no replay once it is forgotten).
+//! Invariants: never a panic and never a store error; every refusal is `invalid_logout_token`;
+//! an accepted token names a `sid` or a `sub` and a short non-empty `jti`, has no `crit`
+//! header, is refused for another client or issuer, is refused as a replay when delivered
+//! again, and its `jti` is remembered for at least as long as the token would still be
+//! accepted (no replay once it is forgotten).
 #![no_main]
 
+use std::future::Future;
+use std::pin::pin;
 use std::sync::LazyLock;
+use std::task::{Context, Poll, Waker};
 
-use auth_core::internal::{LogoutTokenCheck, validate_logout_token};
+use auth_core::internal::{Jwks, LogoutTokenCheck, accept_logout_token};
+use auth_core::store::MemoryBackend;
+use auth_core::{Error, LogoutTokenError};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey};
@@ -36,12 +44,13 @@ G2FDweCyOBD99t4+eje4ibhirpChRANCAAQJ4rnlCoQuJQVccpvHwsPl3664csn7
 -----END PRIVATE KEY-----
 ";
 
-static JWKS: LazyLock<Value> = LazyLock::new(|| {
-    json!({"keys": [{
+static JWKS: LazyLock<Jwks> = LazyLock::new(|| {
+    Jwks::parse(&json!({"keys": [{
         "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": KID,
         "x": "CeK55QqELiUFXHKbx8LD5d-uuHLJ--m81SRnNHej18o",
         "y": "9wa3XtHSH0nmK4cIP6eyICjzxTvQyzD58RoCiWpAm9o"
-    }]})
+    }]}))
+    .expect("fuzz JWKS")
 });
 static KEY: LazyLock<EncodingKey> =
     LazyLock::new(|| EncodingKey::from_ec_pem(SIGNING_KEY.as_bytes()).expect("fuzz signing key"));
@@ -60,14 +69,35 @@ fn signed(header: &[u8], payload: &[u8]) -> String {
     token
 }
 
+/// The memory backend answers without waiting; anything else is a bug here.
+fn now_or_never<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the memory backend waited"),
+    }
+}
+
+/// The handler's validation with its own fresh replay store.
+fn accept(
+    token: &str,
+    backend: &MemoryBackend,
+    issuer: &str,
+    client_id: &str,
+    now: u64,
+) -> Result<LogoutTokenCheck, Error> {
+    now_or_never(accept_logout_token(token, &JWKS, issuer, client_id, now, backend))
+}
+
 fn check(token: &str) {
-    match validate_logout_token(token, &JWKS, ISSUER, CLIENT_ID, NOW) {
-        Ok(accepted) => check_accepted(token, &accepted),
+    let backend = MemoryBackend::new();
+    match accept(token, &backend, ISSUER, CLIENT_ID, NOW) {
+        Ok(accepted) => check_accepted(token, &accepted, &backend),
         Err(e) => assert_eq!(e.code(), "invalid_logout_token", "{e:?}"),
     }
 }
 
-fn check_accepted(token: &str, accepted: &LogoutTokenCheck) {
+fn check_accepted(token: &str, accepted: &LogoutTokenCheck, backend: &MemoryBackend) {
     assert!(accepted.sid.is_some() || accepted.sub.is_some());
     // RFC 7515 §4.1.11: no critical extension is implemented, so none may be accepted.
     let header = token
@@ -79,15 +109,32 @@ fn check_accepted(token: &str, accepted: &LogoutTokenCheck) {
     assert!(!accepted.jti.is_empty() && accepted.jti.len() <= 256);
     let remembered = accepted.remember_for.as_secs();
     assert!(remembered >= 1);
-    // Once the jti is forgotten, the same token must no longer pass the claim rules.
+    // Delivered again: a replay.
+    assert!(
+        matches!(
+            accept(token, backend, ISSUER, CLIENT_ID, NOW),
+            Err(Error::LogoutToken(LogoutTokenError::Replayed))
+        ),
+        "a second delivery was not refused as a replay"
+    );
+    // Once the jti is forgotten (a fresh replay store), the same token must no longer pass.
     let forgotten = NOW.saturating_add(remembered).saturating_add(1);
     assert!(
-        validate_logout_token(token, &JWKS, ISSUER, CLIENT_ID, forgotten).is_err(),
+        accept(token, &MemoryBackend::new(), ISSUER, CLIENT_ID, forgotten).is_err(),
         "the token outlives its replay window of {remembered} s"
     );
     // Same token for another client or issuer: refused.
-    assert!(validate_logout_token(token, &JWKS, ISSUER, "other-client", NOW).is_err());
-    assert!(validate_logout_token(token, &JWKS, "https://other.invalid/", CLIENT_ID, NOW).is_err());
+    assert!(accept(token, &MemoryBackend::new(), ISSUER, "other-client", NOW).is_err());
+    assert!(
+        accept(
+            token,
+            &MemoryBackend::new(),
+            "https://other.invalid/",
+            CLIENT_ID,
+            NOW
+        )
+        .is_err()
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -6,9 +6,9 @@
 
 use std::sync::Arc;
 
-use auth_core::SessionData;
 use auth_core::cookies::{CookieAttributes, MemoryCookieJar};
-use auth_core::store::{CookieStateStore, MemoryBackend, ServerSideStateStore, StateStore, WriteOptions};
+use auth_core::internal::{CookieStateStore, ServerSideStateStore, SessionData, StateStore, WriteOptions};
+use auth_core::store::MemoryBackend;
 use auth_redis::RedisBackend;
 use auth_tests::{TestRedis, unique_prefix};
 use criterion::{Criterion, criterion_group, criterion_main};

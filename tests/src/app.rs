@@ -196,3 +196,36 @@ fn jws_part(token: &str, index: usize) -> serde_json::Value {
         .expect("base64url JWS part");
     serde_json::from_slice(&bytes).expect("JSON JWS part")
 }
+
+/// `GET url` with `Accept: application/json`: the status and the JSON body (`Null` when the
+/// body is not JSON).
+pub async fn json_get(http: &reqwest::Client, url: &str) -> (reqwest::StatusCode, serde_json::Value) {
+    let r = http
+        .get(url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("GET");
+    let status = r.status();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// A loopback listener for an app and a fresh test IdP that knows only that app's
+/// `callback_path` (so a login sent to another callback fails at the provider) and
+/// `post_logout_path`: `(listener, base URL without a trailing slash, provider)`.
+pub async fn loopback_with_idp(
+    callback_path: &str,
+    post_logout_path: &str,
+) -> (tokio::net::TcpListener, String, TestIdp) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind app listener");
+    let base = format!("http://{}", listener.local_addr().expect("local addr"));
+    let idp = TestIdp::start_with(IdpOptions {
+        redirect_uris: vec![format!("{base}{callback_path}")],
+        post_logout_redirect_uris: vec![format!("{base}{post_logout_path}")],
+        ..IdpOptions::default()
+    })
+    .await;
+    (listener, base, idp)
+}

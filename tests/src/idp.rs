@@ -125,6 +125,17 @@ pub struct Recorded {
     pub end_session: Vec<Params>,
 }
 
+impl Recorded {
+    /// How many token endpoint requests were `refresh_token` grants.
+    #[must_use]
+    pub fn refreshes(&self) -> usize {
+        self.token
+            .iter()
+            .filter(|t| t.params.get("grant_type").map(String::as_str) == Some("refresh_token"))
+            .count()
+    }
+}
+
 /// One recorded client-authenticated call (token or revocation endpoint).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct RecordedClientCall {

@@ -21,7 +21,10 @@ pub mod emu_app;
 pub mod idp;
 pub mod redis;
 
-pub use crate::app::{APP_SECRET, AppConfig, TestApp, jwt_header, jwt_payload, location, query, resolve};
+pub use crate::app::{
+    APP_SECRET, AppConfig, TestApp, json_get, jwt_header, jwt_payload, location, loopback_with_idp, query,
+    resolve,
+};
 pub use crate::auth0::{Auth0Emulator, EmulatedClient, EmulatedConnection, EmulatorOptions, RecordedRequest};
 pub use crate::browser::Browser;
 pub use crate::idp::{

@@ -152,6 +152,23 @@ async fn assert_401_json(resp: reqwest::Response, what: &str) {
     assert_eq!(body["error"], "unauthorized", "{what}: {body}");
 }
 
+/// Asserts the `401` HTML page a browser gets (issue 12: negotiated like the other errors),
+/// with `WWW-Authenticate` and `no-store`.
+async fn assert_401_html(resp: reqwest::Response, what: &str) {
+    assert_eq!(resp.status(), 401, "{what}");
+    assert!(
+        header(&resp, WWW_AUTHENTICATE).is_some(),
+        "{what}: WWW-Authenticate"
+    );
+    assert_no_store(&resp, what);
+    assert!(
+        header(&resp, CONTENT_TYPE).is_some_and(|c| c.starts_with("text/html")),
+        "{what}: HTML content type"
+    );
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("<code>unauthorized</code>"), "{what}: {page}");
+}
+
 /// The login query `returnTo=<value>`, properly encoded.
 fn return_to_query(value: &str) -> String {
     url::form_urlencoded::Serializer::new(String::new())
@@ -755,8 +772,8 @@ async fn require_auth_predicate_and_modes() {
     let resp = get_accept(&anon, &app.url("/admin"), HTML).await;
     assert_eq!(resp.status(), 302);
     assert_eq!(location(&resp), "/auth/login?returnTo=%2Fadmin");
-    // api(): 401 even for a browser navigation.
-    assert_401_json(get_accept(&anon, &app.url("/api"), HTML).await, "/api html").await;
+    // api(): 401 even for a browser navigation (an HTML page for it).
+    assert_401_html(get_accept(&anon, &app.url("/api"), HTML).await, "/api html").await;
     assert_401_json(get_accept(&anon, &app.url("/api"), JSON).await, "/api json").await;
     // login(): always a redirect.
     for accept in [HTML, JSON] {
@@ -778,8 +795,13 @@ async fn require_auth_predicate_and_modes() {
         let resp = get_accept(&alice, &app.url("/admin"), accept).await;
         assert_eq!(resp.status(), 403, "alice on /admin ({accept})");
         assert_no_store(&resp, "403");
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(body["error"], "forbidden");
+        if accept == HTML {
+            assert!(header(&resp, CONTENT_TYPE).is_some_and(|c| c.starts_with("text/html")));
+            assert!(resp.text().await.unwrap().contains("<code>forbidden</code>"));
+        } else {
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(body["error"], "forbidden");
+        }
     }
     for path in ["/api", "/page", "/nested/inner"] {
         let resp = get_accept(&alice, &app.url(path), JSON).await;
@@ -861,13 +883,8 @@ async fn session_extractor_defaults_to_401_json() {
     })
     .await;
     let http = TestApp::browser();
-    for accept in [JSON, HTML] {
-        assert_401_json(
-            get_accept(&http, &app.url("/me"), accept).await,
-            &format!("/me with {accept}"),
-        )
-        .await;
-    }
+    assert_401_json(get_accept(&http, &app.url("/me"), JSON).await, "/me with JSON").await;
+    assert_401_html(get_accept(&http, &app.url("/me"), HTML).await, "/me with HTML").await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -18,8 +18,7 @@ use std::time::Duration;
 
 use auth_axum::internal::sanitize_return_to;
 use auth_core::cookies::{CookieJar, MemoryCookieJar};
-use auth_core::internal::Sealer;
-use auth_core::store::{CookieStateStore, StateStore};
+use auth_core::internal::{CookieStateStore, Sealer, StateStore};
 use auth_core::{
     CallbackParams, ConnectAccountOptions, LinkOptions, LoginOptions, LogoutOptions, ServerClient,
     UnlinkOptions,

@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use auth_core::StoreError;
 use auth_core::cookies::{CookieAttributes, CookieJar, MemoryCookieJar};
-use auth_core::store::{
-    LogoutKey, MemoryBackend, ServerSideStateStore, SessionBackend, SessionKeys, StateStore, WriteOptions,
-};
+use auth_core::internal::{ServerSideStateStore, StateStore, WriteOptions};
+use auth_core::store::{LogoutKey, MemoryBackend, SessionBackend, SessionKeys};
 use auth_tests::*;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -481,12 +480,12 @@ async fn a_failing_revocation_does_not_block_logout() {
         });
 
         // A cookie session holding a refresh token, sealed as the app seals them.
-        let sessions = auth_core::store::CookieStateStore::new(
+        let sessions = auth_core::internal::CookieStateStore::new(
             &[APP_SECRET],
             "_a0_session",
             CookieAttributes::default(),
         );
-        let doc: auth_core::SessionData = serde_json::from_value(json!({
+        let doc: auth_core::internal::SessionData = serde_json::from_value(json!({
             "user": {"sub": "alice"},
             "refresh_token": "rt-alice",
             "internal": {"sid": format!("sid-{status}-{reachable}"), "created_at": now_secs()}
@@ -539,7 +538,7 @@ async fn a_record_copied_under_another_id_does_not_open(inner: Arc<dyn SessionBa
         "_a0_session",
         CookieAttributes::default(),
     );
-    let doc = |sub: &str| -> auth_core::SessionData {
+    let doc = |sub: &str| -> auth_core::internal::SessionData {
         serde_json::from_value(json!({
             "user": {"sub": sub},
             "internal": {"sid": format!("sid-{sub}"), "created_at": now_secs()}

@@ -7,24 +7,6 @@ use auth_tests::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-async fn json_get(http: &reqwest::Client, url: &str) -> (StatusCode, Value) {
-    let r = http
-        .get(url)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-fn refreshes(rec: &Recorded) -> usize {
-    rec.token
-        .iter()
-        .filter(|t| t.params.get("grant_type").map(String::as_str) == Some("refresh_token"))
-        .count()
-}
-
 #[tokio::test]
 async fn fifty_concurrent_requests_with_an_expired_token_send_one_refresh() {
     let app = TestApp::start_with(AppConfig {
@@ -47,7 +29,7 @@ async fn fifty_concurrent_requests_with_an_expired_token_send_one_refresh() {
         first.as_str(),
         "still valid: served from the session"
     );
-    assert_eq!(refreshes(&app.idp.requests().await), 0);
+    assert_eq!(app.idp.requests().await.refreshes(), 0);
 
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let tasks: Vec<_> = (0..50)
@@ -68,7 +50,7 @@ async fn fifty_concurrent_requests_with_an_expired_token_send_one_refresh() {
     );
     assert_ne!(tokens[0], first);
     let rec = app.idp.requests().await;
-    assert_eq!(refreshes(&rec), 1, "exactly one refresh reached the IdP");
+    assert_eq!(rec.refreshes(), 1, "exactly one refresh reached the IdP");
     assert!(
         rec.token.iter().all(|t| t.error.is_none()),
         "no refresh token was replayed"
@@ -81,7 +63,7 @@ async fn fifty_concurrent_requests_with_an_expired_token_send_one_refresh() {
     let (status, third) = json_get(&http, &app.url("/token")).await;
     assert_eq!(status, 200);
     assert_ne!(third["access_token"], tokens[0].as_str());
-    assert_eq!(refreshes(&app.idp.requests().await), 2);
+    assert_eq!(app.idp.requests().await.refreshes(), 2);
 }
 
 /// Store variants the back-channel tests run against.

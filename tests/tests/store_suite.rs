@@ -4,11 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::SessionData;
 use auth_core::cookies::{CookieAttributes, CookieJar, MemoryCookieJar};
-use auth_core::store::{
-    CookieStateStore, LogoutKey, MemoryBackend, ServerSideStateStore, StateStore, WriteOptions,
-};
+use auth_core::internal::{CookieStateStore, ServerSideStateStore, SessionData, StateStore, WriteOptions};
+use auth_core::store::{LogoutKey, MemoryBackend};
 use serde_json::json;
 
 const SECRET: &str = "store-suite-secret-0123456789abcdef0123";

@@ -21,11 +21,23 @@ use crate::request::RequestAuth;
 #[derive(Clone)]
 pub struct AxumCookieJar {
     cookies: Cookies,
+    /// The request head for the app's `before_session_saved` hook (`hooks.rs`): set only when
+    /// that hook is configured, so other requests copy nothing.
+    head: Option<auth_core::HookContext>,
 }
 
 impl AxumCookieJar {
     pub(crate) fn new(cookies: Cookies) -> Self {
-        Self { cookies }
+        Self { cookies, head: None }
+    }
+
+    /// This jar carrying a copy of the request head for `before_session_saved`, when `state`
+    /// has that hook; unchanged otherwise.
+    pub(crate) fn with_request_head(mut self, state: &crate::AuthState, parts: &Parts) -> Self {
+        if state.options().hooks.before_session_saved.is_some() {
+            self.head = Some(std::sync::Arc::new(crate::hooks::RequestHead::of(parts)));
+        }
+        self
     }
 
     /// The request's tower-cookies jar, shared with the app.
@@ -53,14 +65,14 @@ impl<S: Send + Sync> FromRequestParts<S> for AxumCookieJar {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        if parts.extensions.get::<RequestAuth>().is_none() {
+        let Some(auth) = parts.extensions.get::<RequestAuth>() else {
             return Err(SessionRejection::MissingAuthLayer);
-        }
+        };
         let cookies = parts
             .extensions
             .get::<Cookies>()
             .ok_or(SessionRejection::MissingAuthLayer)?;
-        Ok(Self::new(cookies.clone()))
+        Ok(Self::new(cookies.clone()).with_request_head(&auth.state, parts))
     }
 }
 
@@ -82,5 +94,9 @@ impl CookieJar for AxumCookieJar {
         // tower-cookies sends the removal when the request carried the cookie, and forgets a
         // cookie added earlier in this request; either way the jar no longer shows it.
         self.cookies.remove(attributes.to_removal_cookie(name));
+    }
+
+    fn hook_context(&self) -> Option<auth_core::HookContext> {
+        self.head.clone()
     }
 }

@@ -113,15 +113,20 @@ fn status_of(e: &Error) -> StatusCode {
         | Error::IdToken(_)
         | Error::InvalidParameter(_) => StatusCode::BAD_REQUEST,
         Error::Endpoint { error, .. } if error.error == "invalid_grant" => StatusCode::BAD_REQUEST,
-        Error::NotAuthenticated | Error::SessionExpired | Error::MissingRefreshToken => {
-            StatusCode::UNAUTHORIZED
-        }
+        Error::NotAuthenticated
+        | Error::SessionExpired
+        | Error::MissingRefreshToken
+        | Error::LoginRequired(_) => StatusCode::UNAUTHORIZED,
         Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::IdentityMismatch => StatusCode::FORBIDDEN,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::MfaRequired(_) => StatusCode::FORBIDDEN,
         Error::MyAccount(p) if (400..500).contains(&p.status) => StatusCode::BAD_REQUEST,
         Error::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        // The app's data did not fit the session (often sized by what the request sent).
+        Error::SessionTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        // The app's type and the session's data disagree: a server-side bug.
+        Error::SessionValue(_) => StatusCode::INTERNAL_SERVER_ERROR,
         Error::TokenExchange(TokenExchangeError::Refused(o)) if o.status == Some(429) => {
             StatusCode::TOO_MANY_REQUESTS
         }
@@ -133,6 +138,8 @@ fn status_of(e: &Error) -> StatusCode {
         Error::Ciba(CibaError::ExpiredToken) => StatusCode::REQUEST_TIMEOUT,
         Error::Ciba(CibaError::SubjectMismatch) => StatusCode::BAD_GATEWAY,
         Error::Ciba(_) => StatusCode::BAD_REQUEST,
+        Error::Hook(h) if h.is_refusal() => StatusCode::FORBIDDEN,
+        Error::Hook(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_GATEWAY,
     }
 }
@@ -150,6 +157,12 @@ pub(crate) fn public_message(e: &Error) -> &'static str {
         Error::NotAuthenticated => "You are not logged in.",
         Error::SessionExpired => "Your session has expired. Please log in again.",
         Error::MissingRefreshToken => "A new access token is needed; please log in again.",
+        Error::LoginRequired(l) if l.session_ended => {
+            "The identity provider ended this session. Please log in again."
+        }
+        Error::LoginRequired(_) => {
+            "The identity provider needs you to log in again (or consent) before this access can be granted."
+        }
         Error::Store(_) => "Session storage is temporarily unavailable.",
         Error::IdentityMismatch => {
             "That sign-in was for another account than the one logged in here; nothing was changed."
@@ -157,12 +170,17 @@ pub(crate) fn public_message(e: &Error) -> &'static str {
         Error::Forbidden(ForbiddenReason::CrossSiteRequest) => {
             "This action can only be started from this site's own pages."
         }
+        Error::Forbidden(ForbiddenReason::AudienceNotAllowed) => {
+            "This application does not hand out access tokens for the requested audience."
+        }
         Error::Forbidden(_) => "This application does not allow the requested connection or scope.",
         Error::MyAccount(_) => "The account service refused the request.",
         Error::MfaRequired(_) => {
             "This resource needs multi-factor authentication: log in again with step-up (acr_values) to continue."
         }
         Error::Config(_) => "The server's login configuration is incomplete.",
+        Error::SessionTooLarge { .. } => "This is more data than the session can keep.",
+        Error::SessionValue(_) => "The session holds data this page cannot read.",
         Error::TokenExchange(TokenExchangeError::ReservedTokenType(_)) => {
             "subject_token_type is in a namespace Auth0 reserves (urn:ietf, urn:auth0, urn:okta, auth0.com, \
              okta.com); use a token type URI your organisation owns."
@@ -181,6 +199,12 @@ pub(crate) fn public_message(e: &Error) -> &'static str {
             "The identity provider answered for another user than the one asked; nothing was used."
         }
         Error::Ciba(_) => "This backchannel authentication request has ended; start a new one.",
+        Error::Hook(h) if h.is_refusal() => {
+            "The application did not accept this sign-in; nothing was changed."
+        }
+        Error::Hook(_) => {
+            "The application could not save your session; nothing was changed. Please try again later."
+        }
         _ => "The identity provider could not be reached or answered unexpectedly.",
     }
 }
@@ -307,6 +331,52 @@ mod tests {
         });
         assert_eq!(status_of(&e), StatusCode::BAD_GATEWAY);
         assert!(!public_message(&e).contains("10.1.2.3"));
+    }
+
+    #[tokio::test]
+    async fn log_in_again_refusals_are_401_with_the_provider_code_never_502() {
+        use auth_core::{LoginRequired, LoginRequiredReason, StoreError};
+        let reasons = [
+            LoginRequiredReason::InvalidGrant,
+            LoginRequiredReason::InvalidScope,
+            LoginRequiredReason::ConsentRequired,
+            LoginRequiredReason::LoginRequired,
+            LoginRequiredReason::InteractionRequired,
+        ];
+        for reason in reasons {
+            let mut l = LoginRequired::new(reason);
+            l.description = Some("secret detail".into());
+            l.session_ended = reason == LoginRequiredReason::InvalidGrant;
+            let e = || Error::LoginRequired(Box::new(l.clone()));
+            let r = AuthError::new(e()).into_response();
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{reason:?}");
+            assert_eq!(r.headers()[CACHE_CONTROL], "no-store");
+            let bytes = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+            let body: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(body["error"], reason.code(), "{body}");
+            assert!(!body.to_string().contains("secret detail"), "{body}");
+            // The same error negotiated for a browser: an HTML page, still 401, with the code.
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::ACCEPT, HeaderValue::from_static("text/html"));
+            let r = AuthError::for_request(e(), &headers).into_response();
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            let bytes = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+            let page = String::from_utf8(bytes.to_vec()).unwrap();
+            assert!(
+                page.contains(reason.code()) && page.contains("log in again"),
+                "{page}"
+            );
+        }
+        // 502 and 503 stay for a provider or a store that cannot be used.
+        let unreachable = Error::Transport(TransportError::Status {
+            url: "https://idp/token".into(),
+            status: 503,
+        });
+        assert_eq!(status_of(&unreachable), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            status_of(&Error::Store(StoreError::new("down"))),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use http::{HeaderMap, HeaderValue};
 use tower::{Layer, Service};
 use tower_cookies::{CookieManager, Cookies};
 
+use crate::app_data::{WriteBack, WriteBackFuture};
 use crate::request::RequestAuth;
 use crate::state::AuthState;
 
@@ -35,6 +36,9 @@ impl<S: Clone> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        // The write-back sits inside the cookie manager (ours or the app's): the session it
+        // writes is in the jar before the jar's changes become `Set-Cookie` headers.
+        let inner = WriteBack::new(inner);
         AuthService {
             managed: CookieManager::new(inner.clone()),
             inner,
@@ -45,10 +49,15 @@ impl<S: Clone> Layer<S> for AuthLayer {
 
 /// The service made by [`AuthLayer`]: the app's service, called directly when the request
 /// already has a [`Cookies`] jar, or under tower-cookies' [`CookieManager`] when it has none.
+///
+/// App data changed with [`crate::Session::set`] / [`crate::Session::remove`] is written back
+/// once, after the app's service produced the response and before the cookie manager turns
+/// the jar's changes into `Set-Cookie` headers. A failed write-back (store down, session too
+/// large by then) is logged at `error` (without values) and the response goes out as it is.
 #[derive(Clone, Debug)]
 pub struct AuthService<S> {
-    inner: S,
-    managed: CookieManager<S>,
+    inner: WriteBack<S>,
+    managed: CookieManager<WriteBack<S>>,
     state: AuthState,
 }
 
@@ -62,9 +71,9 @@ impl<S, B> Service<Request<B>> for AuthService<S>
 where
     S: Service<Request<B>, Response = axum::response::Response>,
 {
-    type Response = S::Response;
+    type Response = axum::response::Response;
     type Error = S::Error;
-    type Future = future::SensitiveResponse<S::Future>;
+    type Future = future::SensitiveResponse<WriteBackFuture<S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // Either may be called: both must be ready (for axum's services both always are).

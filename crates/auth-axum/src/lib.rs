@@ -54,23 +54,30 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used)]
 
+mod app_data;
 mod cookies;
 mod error;
 mod extract;
+pub mod hooks;
 mod layer;
 mod rejection;
 mod request;
 pub mod require_auth;
+mod responses;
 mod return_to;
 mod routes;
 mod state;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 
 pub use cookies::AxumCookieJar;
 pub use error::{AuthError, json_error};
 pub use extract::Session;
+pub use hooks::{BackchannelLogoutEvent, CallbackEvent, LogoutEvent, RequestHead};
 pub use layer::{AuthLayer, AuthService};
 pub use rejection::SessionRejection;
 pub use require_auth::RequireAuth;
+pub use responses::{AuthResponses, DefaultResponses};
 pub use state::LOGIN_HINTS;
 pub use state::{AuthOptions, AuthState, Unauthenticated};
 

@@ -5,15 +5,19 @@ use http::StatusCode;
 use http::header::{CACHE_CONTROL, HeaderValue, LOCATION, WWW_AUTHENTICATE};
 
 use crate::error::{AuthError, json_error};
+use crate::responses::UNAUTHENTICATED_TEXT;
 
 /// Why a [`crate::Session`] could not be extracted.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SessionRejection {
-    /// No session: `401` JSON with `WWW-Authenticate`.
-    Unauthenticated,
+    /// No session: `401`, answered as prepared from the request — by default JSON with
+    /// `WWW-Authenticate`, or an HTML page for a request that prefers HTML; or the app's
+    /// [`AuthResponses::unauthenticated`](crate::AuthResponses::unauthenticated) answer (see
+    /// [`AuthOptions::responses`](crate::AuthOptions::responses)).
+    Unauthenticated(Box<Response>),
     /// No session: `302` to the login route (configured with
-    /// [`Unauthenticated::RedirectToLogin`]).
+    /// [`Unauthenticated::RedirectToLogin`](crate::Unauthenticated::RedirectToLogin)).
     LoginRequired {
         /// The login URL, with `returnTo` set to the requested path.
         location: String,
@@ -29,7 +33,7 @@ impl SessionRejection {
     #[must_use]
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated(r) => r.status(),
             Self::LoginRequired { .. } => StatusCode::FOUND,
             Self::MissingAuthLayer => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Store(e) => e.status(),
@@ -50,7 +54,7 @@ impl SessionRejection {
 impl std::fmt::Display for SessionRejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Unauthenticated => f.write_str(UNAUTHENTICATED_TEXT),
+            Self::Unauthenticated(_) => f.write_str(UNAUTHENTICATED_TEXT),
             Self::LoginRequired { .. } => f.write_str("Log in to access this page."),
             Self::MissingAuthLayer => f.write_str(MISSING_LAYER_TEXT),
             Self::Store(e) => e.fmt(f),
@@ -67,13 +71,12 @@ impl std::error::Error for SessionRejection {
     }
 }
 
-const UNAUTHENTICATED_TEXT: &str = "Log in to access this resource.";
 const MISSING_LAYER_TEXT: &str = "authentication is not configured for this route";
 
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
         match self {
-            Self::Unauthenticated => unauthorized(),
+            Self::Unauthenticated(r) => *r,
             Self::LoginRequired { location } => redirect(&location),
             Self::MissingAuthLayer => {
                 tracing::error!(
@@ -113,7 +116,7 @@ mod tests {
 
     #[test]
     fn rejections_say_their_status_and_text_like_axums() {
-        let r = SessionRejection::Unauthenticated;
+        let r = SessionRejection::Unauthenticated(Box::new(unauthorized()));
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(r.body_text(), UNAUTHENTICATED_TEXT);
         let resp = r.into_response();

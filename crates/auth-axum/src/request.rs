@@ -10,7 +10,7 @@ use crate::state::AuthState;
 pub(crate) struct RequestAuth {
     pub(crate) state: AuthState,
     /// `None` until read; then the session, or `Some(None)` for none.
-    pub(crate) session: Option<Option<auth_core::Session>>,
+    pub(crate) session: Option<Option<auth_core::SessionSnapshot>>,
 }
 
 impl RequestAuth {

@@ -3,7 +3,7 @@
 //! | route | does |
 //! |---|---|
 //! | `GET {base}/login` | starts a login; `returnTo` plus an allow-list of hints forwarded to the IdP |
-//! | `GET\|POST {base}/callback` | completes it (query, or a `form_post` body) and redirects to `returnTo` |
+//! | `GET\|POST {base}/callback` | completes it (query, or a `form_post` body) and redirects to `returnTo` (or answers with [`on_callback`](crate::AuthOptions::on_callback)) |
 //! | `GET {base}/logout` | ends the session and redirects to the provider's logout (`federated=true`: also the upstream IdP's) |
 //! | `POST {base}/backchannel-logout` | OIDC back-channel logout: ends the sessions a valid logout token names |
 //! | `GET {base}/profile` | the user's claims as JSON, `401` without a session |
@@ -48,13 +48,15 @@ use axum::extract::{OriginalUri, RawQuery, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::cookies::AxumCookieJar;
 use crate::error::{AuthError, json_error};
 use crate::extract::Session;
-use crate::rejection::{redirect, unauthorized};
+use crate::hooks::{CallbackEvent, RequestHead};
+use crate::rejection::{SessionRejection, redirect, unauthorized};
 use crate::return_to::sanitize;
 use crate::state::AuthState;
 
@@ -149,27 +151,10 @@ async fn login(
     let return_to = param(&params, "returnTo")
         .and_then(sanitize)
         .unwrap_or_else(|| auth.options().default_return_to.clone());
-    let mut hints = AuthorizationParams::new();
-    for name in &auth.options().login_params {
-        // A pinned parameter keeps its configured value: a hint in the URL is ignored, and the
-        // login proceeds (it is not an error to send one).
-        if auth.client().is_pinned_authorization_param(name) {
-            if param(&params, name).is_some() {
-                tracing::debug!(param = %name, "login query parameter is pinned; ignored");
-            }
-            continue;
-        }
-        if let Some(v) = param(&params, name) {
-            if v.len() > 512 || v.chars().any(char::is_control) {
-                return AuthError::for_request(
-                    Error::InvalidParameter(format!("`{name}` is not acceptable")),
-                    &headers,
-                )
-                .into_response();
-            }
-            hints = hints.param(name.as_str(), v);
-        }
-    }
+    let hints = match forwarded_login_params(&auth, &params) {
+        Ok(h) => h,
+        Err(e) => return AuthError::for_request(e, &headers).into_response(),
+    };
     let options = LoginOptions::new()
         .authorization_params(hints)
         .app_state(json!({ "returnTo": return_to }));
@@ -177,49 +162,113 @@ async fn login(
     redirect_or_error(result, &headers)
 }
 
+/// The authorization parameters `{base}/login` forwards from its query: the names on
+/// [`AuthOptions::login_params`](crate::AuthOptions::login_params) that the client does not
+/// pin, each value checked ([`check_login_value`]); every other name but `returnTo` is dropped
+/// and logged at `debug` (name only). Plus the callback route's `redirect_uri` when the
+/// client's is not it.
+fn forwarded_login_params(
+    auth: &AuthState,
+    params: &[(String, String)],
+) -> Result<AuthorizationParams, Error> {
+    let mut hints = callback_params(auth);
+    let allowed = &auth.options().login_params;
+    for (name, value) in params {
+        if name == "returnTo" {
+            continue;
+        }
+        if !allowed.iter().any(|a| a == name) {
+            tracing::debug!(param = ?logged_name(name), "login query parameter is not on the allow-list; dropped");
+            continue;
+        }
+        // A pinned parameter keeps its configured value: a hint in the URL is ignored, and the
+        // login proceeds (it is not an error to send one).
+        if auth.client().is_pinned_authorization_param(name) {
+            tracing::debug!(param = ?logged_name(name), "login query parameter is pinned; dropped");
+            continue;
+        }
+        check_login_value(name, value)?;
+        hints = hints.param(name.as_str(), value.as_str());
+    }
+    Ok(hints)
+}
+
+/// A query parameter name as logged: at most 64 characters (Debug-formatted by the caller, so
+/// control characters are escaped).
+fn logged_name(name: &str) -> &str {
+    name.char_indices().nth(64).map_or(name, |(i, _)| &name[..i])
+}
+
+/// Refuses a forwarded login value that is too long (over 512 characters) or has control
+/// characters, and checks the opt-in names: `max_age` a non-negative integer, `scope` and
+/// `acr_values` space-separated tokens (RFC 6749 §3.3 characters), `audience` one value
+/// without spaces.
+fn check_login_value(name: &str, value: &str) -> Result<(), Error> {
+    let bad = |what: &str| Err(Error::InvalidParameter(format!("`{name}` {what}")));
+    if value.len() > 512 || value.chars().any(char::is_control) {
+        return bad("is not acceptable");
+    }
+    // `%x21 / %x23-5B / %x5D-7E`: visible ASCII except `"` and `\`.
+    let token = |t: &str| t.bytes().all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E));
+    match name {
+        "max_age" if value.is_empty() || value.len() > 10 || !value.bytes().all(|b| b.is_ascii_digit()) => {
+            bad("must be a non-negative integer (seconds)")
+        }
+        "scope" | "acr_values" if value.split(' ').all(str::is_empty) || !value.split(' ').all(token) => {
+            bad("must be space-separated values")
+        }
+        "audience" if value.is_empty() || !token(value) => bad("must be one value without spaces"),
+        _ => Ok(()),
+    }
+}
+
 async fn callback_query(
     State(auth): State<AuthState>,
     jar: AxumCookieJar,
-    headers: HeaderMap,
+    parts: Parts,
     RawQuery(query): RawQuery,
 ) -> Response {
     let params = CallbackParams::from_query(query.as_deref().unwrap_or(""));
-    complete(auth, jar, &headers, params).await
+    complete(auth, jar, parts, params).await
 }
 
 async fn callback_form(
     State(auth): State<AuthState>,
     jar: AxumCookieJar,
-    headers: HeaderMap,
+    parts: Parts,
     body: Bytes,
 ) -> Response {
-    if !is_form(&headers) {
+    if !is_form(&parts.headers) {
         return unsupported_media_type("The callback must be form-encoded.");
     }
-    complete(auth, jar, &headers, CallbackParams::from_form(&body)).await
+    complete(auth, jar, parts, CallbackParams::from_form(&body)).await
 }
 
+/// Completes the callback, then answers with the app's `on_callback` hook, or by default a
+/// redirect to `returnTo` (the error page or JSON on failure).
 async fn complete(
     auth: AuthState,
     mut jar: AxumCookieJar,
-    headers: &HeaderMap,
+    parts: Parts,
     params: Result<CallbackParams, Error>,
 ) -> Response {
     let result = match params {
         Ok(p) => auth.client().complete_callback(&p, &mut jar).await,
         Err(e) => Err(e),
     };
-    match result {
-        Ok(done) => {
-            let target = done
-                .app_state()
-                .and_then(|s| s.get("returnTo"))
-                .and_then(Value::as_str)
-                .and_then(sanitize)
-                .unwrap_or_else(|| auth.options().default_return_to.clone());
-            redirect(&target)
-        }
-        Err(e) => AuthError::for_request(e, headers).into_response(),
+    let target = result
+        .as_ref()
+        .ok()
+        .and_then(|done| done.app_state())
+        .and_then(|s| s.get("returnTo"))
+        .and_then(Value::as_str)
+        .and_then(sanitize)
+        .unwrap_or_else(|| auth.options().default_return_to.clone());
+    let result = result.map_err(|e| AuthError::for_request(e, &parts.headers));
+    let event = CallbackEvent::new(RequestHead::new(parts), result, target);
+    match &auth.options().hooks.on_callback {
+        Some(hook) => hook(event).await,
+        None => event.default_response(),
     }
 }
 
@@ -344,6 +393,15 @@ impl AccountRequest {
     }
 }
 
+/// The authorization parameters every flow the routes start carries: the callback route's
+/// `redirect_uri` when the client's is not it (see [`AuthState::callback_url`]).
+fn callback_params(auth: &AuthState) -> AuthorizationParams {
+    match auth.redirect_uri_override() {
+        Some(uri) => AuthorizationParams::new().redirect_uri(uri),
+        None => AuthorizationParams::new(),
+    }
+}
+
 fn return_to_state(auth: &AuthState, params: &[(String, String)]) -> Value {
     let back = param(params, "returnTo")
         .and_then(sanitize)
@@ -363,7 +421,9 @@ async fn link(
     };
     let result = async {
         let connection = request.connection(auth.options().allowed_link_connections.as_ref())?;
-        let mut options = LinkOptions::new(connection).app_state(return_to_state(&auth, &request.params));
+        let mut options = LinkOptions::new(connection)
+            .authorization_params(callback_params(&auth))
+            .app_state(return_to_state(&auth, &request.params));
         if let Some(scope) = param(&request.params, "connectionScope") {
             options = options.connection_scope(scope);
         }
@@ -385,7 +445,9 @@ async fn unlink(
     };
     let result = async {
         let connection = request.connection(auth.options().allowed_link_connections.as_ref())?;
-        let options = UnlinkOptions::new(connection).app_state(return_to_state(&auth, &request.params));
+        let options = UnlinkOptions::new(connection)
+            .authorization_params(callback_params(&auth))
+            .app_state(return_to_state(&auth, &request.params));
         auth.client().start_unlink_user(options, &mut jar).await
     }
     .await;
@@ -409,9 +471,12 @@ async fn connect(
         if allowed_scopes.is_some_and(|allowed| request.list.iter().any(|s| !allowed.contains(s))) {
             return Err(Error::Forbidden(ForbiddenReason::ScopeNotAllowed));
         }
-        let options = ConnectAccountOptions::new(connection)
+        let mut options = ConnectAccountOptions::new(connection)
             .scopes(request.list.clone())
             .app_state(return_to_state(&auth, &request.params));
+        if let Some(uri) = auth.redirect_uri_override() {
+            options = options.redirect_uri(uri);
+        }
         auth.client().start_connect_account(options, &mut jar).await
     }
     .await;
@@ -421,17 +486,18 @@ async fn connect(
 async fn logout(
     State(auth): State<AuthState>,
     mut jar: AxumCookieJar,
-    headers: HeaderMap,
+    parts: Parts,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if auth.options().logout_fetch_metadata_policy && !fetch_metadata_allows(&headers) {
-        return cross_site_refusal(&headers);
+    let headers = &parts.headers;
+    if auth.options().logout_fetch_metadata_policy && !fetch_metadata_allows(headers) {
+        return cross_site_refusal(headers);
     }
     let params = unique_params(query.as_deref()).unwrap_or_default();
     let path = param(&params, "returnTo")
         .and_then(sanitize)
         .unwrap_or_else(|| auth.options().default_return_to.clone());
-    let base = auth.public_base(&headers);
+    let base = auth.public_base(headers);
     let options = match base.join(&path) {
         Ok(abs) => LogoutOptions::new().return_to(abs.to_string()),
         Err(_) => LogoutOptions::new(),
@@ -440,16 +506,24 @@ async fn logout(
     // other value leaves the logout URL unchanged.
     let federated = matches!(param(&params, "federated"), Some("" | "true" | "1"));
     let options = options.federated(federated);
+    // Only for `on_logout`: the session about to end (a failed read is no session).
+    let ending = match auth.options().hooks.on_logout {
+        Some(_) => auth.client().get_session(&mut jar).await.ok().flatten(),
+        None => None,
+    };
     let result = auth.client().logout(options, &mut jar).await;
-    redirect_or_error(result, &headers)
+    if let (Ok(_), Some(session)) = (&result, ending) {
+        crate::hooks::on_logout(&auth.options().hooks, RequestHead::of(&parts), session).await;
+    }
+    redirect_or_error(result, headers)
 }
 
 /// OIDC Back-Channel Logout §2.5/§2.8: form-encoded `logout_token`; `200` with
 /// `Cache-Control: no-store` when the sessions are ended, `400` with an OAuth error body when
 /// the request or token is bad.
-async fn backchannel_logout(State(auth): State<AuthState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn backchannel_logout(State(auth): State<AuthState>, parts: Parts, body: Bytes) -> Response {
     let bad = |description: &str| json_error(StatusCode::BAD_REQUEST, "invalid_request", description);
-    if !is_form(&headers) {
+    if !is_form(&parts.headers) {
         return bad("the request must be application/x-www-form-urlencoded");
     }
     let Ok(params) = CallbackParams::from_form(&body) else {
@@ -459,7 +533,11 @@ async fn backchannel_logout(State(auth): State<AuthState>, headers: HeaderMap, b
         return bad("logout_token is required");
     };
     match auth.client().handle_backchannel_logout(token).await {
-        Ok(_) => {
+        Ok(done) => {
+            let hooks = &auth.options().hooks;
+            if hooks.on_backchannel_logout.is_some() {
+                crate::hooks::on_backchannel_logout(hooks, RequestHead::new(parts), done).await;
+            }
             let mut r = StatusCode::OK.into_response();
             r.headers_mut()
                 .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -484,23 +562,46 @@ fn is_form(headers: &HeaderMap) -> bool {
         })
 }
 
-async fn profile(session: Option<Session>) -> Response {
+async fn profile(session: Result<Session, SessionRejection>) -> Response {
     match session {
-        Some(s) => {
+        Ok(s) => {
             let mut r = axum::Json(Value::Object(s.user().clone())).into_response();
             r.headers_mut()
                 .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
-        None => unauthorized(),
+        Err(r) => api_rejection(r),
     }
 }
 
-async fn access_token(session: Option<Session>) -> Response {
-    let Some(session) = session else {
-        return unauthorized();
+/// The answer of a JSON route (`profile`, `access-token`) without a session: `401` JSON
+/// whatever [`Unauthenticated`](crate::Unauthenticated) says; a store failure stays `503`
+/// (these routes extract `Session`, so `optional_session_on_store_error` does not apply).
+fn api_rejection(rejection: SessionRejection) -> Response {
+    match rejection {
+        SessionRejection::Unauthenticated(_) | SessionRejection::LoginRequired { .. } => unauthorized(),
+        other => other.into_response(),
+    }
+}
+
+/// `?audience=` (optional) must be the configured audience or on
+/// [`AuthOptions::access_token_audiences`](crate::AuthOptions::access_token_audiences);
+/// other query parameters are ignored.
+async fn access_token(
+    State(auth): State<AuthState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    session: Result<Session, SessionRejection>,
+) -> Response {
+    let session = match session {
+        Ok(s) => s,
+        Err(r) => return api_rejection(r),
     };
-    match session.access_token(AccessTokenOptions::new()).await {
+    let options = match access_token_options(&auth, query.as_deref()) {
+        Ok(o) => o,
+        Err(e) => return AuthError::for_request(e, &headers).into_response(),
+    };
+    match session.access_token(options).await {
         Ok(t) => {
             let mut r = axum::Json(
                 json!({"access_token": t.token.expose(), "expires_at": t.expires_at, "scope": t.scope}),
@@ -512,6 +613,26 @@ async fn access_token(session: Option<Session>) -> Response {
         }
         Err(e) => e.into_response(),
     }
+}
+
+/// The options of `{base}/access-token`: the audience of `?audience=` when it is allowed (the
+/// configured one, or one on the route's allow-list), `403` `audience_not_allowed` otherwise.
+fn access_token_options(auth: &AuthState, query: Option<&str>) -> Result<AccessTokenOptions, Error> {
+    let params = unique_params(query)?;
+    let Some(audience) = param(&params, "audience") else {
+        return Ok(AccessTokenOptions::new());
+    };
+    let configured = auth.client().authorization_param("audience") == Some(audience);
+    let listed = auth
+        .options()
+        .access_token_audiences
+        .as_ref()
+        .is_some_and(|list| list.iter().any(|a| a == audience));
+    if !(configured || listed) {
+        tracing::debug!("access-token audience not on the allow-list; refused");
+        return Err(Error::Forbidden(ForbiddenReason::AudienceNotAllowed));
+    }
+    Ok(AccessTokenOptions::new().audience(audience))
 }
 
 #[cfg(test)]
@@ -560,6 +681,79 @@ mod tests {
         for (what, values, allowed) in rows {
             assert_eq!(fetch_metadata_allows(&headers(values)), *allowed, "{what}");
         }
+    }
+
+    fn pairs(query: &str) -> Params {
+        unique_params(Some(query)).unwrap()
+    }
+
+    #[test]
+    fn login_forwards_the_allow_list_and_checks_opt_in_values() {
+        use crate::state::{AuthOptions, test_state_with};
+        // Default: today's hints plus `ui_locales`; opt-in names and unknown ones are dropped.
+        let auth = test_state_with(AuthOptions::new());
+        let p = forwarded_login_params(
+            &auth,
+            &pairs(
+                "returnTo=%2Fx&ui_locales=fr-CA+en&screen_hint=signup&audience=a&scope=admin&max_age=0&x=1",
+            ),
+        )
+        .unwrap();
+        let got: Vec<_> = p.iter().collect();
+        assert_eq!(got, [("screen_hint", "signup"), ("ui_locales", "fr-CA en")]);
+
+        let auth =
+            test_state_with(AuthOptions::new().login_params(["audience", "scope", "acr_values", "max_age"]));
+        let p = forwarded_login_params(
+            &auth,
+            &pairs("audience=https%3A%2F%2Fapi%2F&scope=read%3Areports&acr_values=a+b&max_age=300"),
+        )
+        .unwrap();
+        assert_eq!(p.get("audience"), Some("https://api/"));
+        assert_eq!(p.get("scope"), Some("read:reports"));
+        assert_eq!(p.get("acr_values"), Some("a b"));
+        assert_eq!(p.get("max_age"), Some("300"));
+        for bad in [
+            "max_age=-1",
+            "max_age=%2B5",
+            "max_age=1.5",
+            "max_age=",
+            "max_age=99999999999",
+            "scope=",
+            "scope=+",
+            "scope=a%22b",
+            "scope=a%5Cb",
+            "acr_values=a%09b",
+            "audience=a+b",
+            "audience=",
+            "audience=a%0Ab",
+        ] {
+            let e = forwarded_login_params(&auth, &pairs(bad)).unwrap_err();
+            assert_eq!(e.code(), "invalid_parameter", "{bad}");
+        }
+        let long = format!("audience={}", "a".repeat(513));
+        assert!(forwarded_login_params(&auth, &pairs(&long)).is_err());
+    }
+
+    #[test]
+    fn logged_names_are_capped() {
+        assert_eq!(logged_name("abc"), "abc");
+        let long = "é".repeat(100);
+        assert_eq!(logged_name(&long).chars().count(), 64);
+    }
+
+    #[test]
+    fn access_token_audiences_come_from_the_allow_list() {
+        use crate::state::{AuthOptions, test_state_with};
+        let auth = test_state_with(AuthOptions::new());
+        assert!(access_token_options(&auth, None).is_ok());
+        assert!(access_token_options(&auth, Some("other=1")).is_ok());
+        let e = access_token_options(&auth, Some("audience=https%3A%2F%2Fevil%2F")).unwrap_err();
+        assert_eq!(e.code(), "audience_not_allowed");
+        assert!(access_token_options(&auth, Some("audience=a&audience=b")).is_err());
+        let auth = test_state_with(AuthOptions::new().access_token_audiences(["https://orders/"]));
+        assert!(access_token_options(&auth, Some("audience=https%3A%2F%2Forders%2F")).is_ok());
+        assert!(access_token_options(&auth, Some("audience=https%3A%2F%2Forders")).is_err());
     }
 
     #[test]

@@ -11,7 +11,9 @@ use url::Url;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Unauthenticated {
-    /// `401` with a JSON body (default; suits APIs).
+    /// `401` (default; suits APIs): a JSON body, or an HTML page for a request that prefers
+    /// HTML, or the app's [`AuthResponses::unauthenticated`](crate::AuthResponses::unauthenticated)
+    /// answer (see [`AuthOptions::responses`]).
     #[default]
     Json,
     /// `302` to the login route with `returnTo` set to the requested path (suits pages).
@@ -33,6 +35,11 @@ pub struct AuthOptions {
     pub(crate) logout_fetch_metadata_policy: bool,
     pub(crate) allowed_forwarded_hosts: Option<Vec<String>>,
     pub(crate) login_params: Vec<String>,
+    /// The app's hooks (`hooks.rs` holds their setters).
+    pub(crate) hooks: crate::hooks::Hooks,
+    pub(crate) access_token_audiences: Option<Vec<String>>,
+    pub(crate) responses: Option<crate::responses::Responses>,
+    pub(crate) optional_session_on_store_error: bool,
 }
 
 /// Query parameters of `/auth/login` forwarded to the authorization endpoint by default (see
@@ -44,6 +51,7 @@ pub const LOGIN_HINTS: &[&str] = &[
     "invitation",
     "connection",
     "prompt",
+    "ui_locales",
 ];
 
 /// Login query parameters never forwarded, whatever [`AuthOptions::login_params`] says.
@@ -73,6 +81,10 @@ impl Default for AuthOptions {
             logout_fetch_metadata_policy: false,
             allowed_forwarded_hosts: None,
             login_params: LOGIN_HINTS.iter().map(|n| (*n).to_owned()).collect(),
+            hooks: crate::hooks::Hooks::default(),
+            access_token_audiences: None,
+            responses: None,
+            optional_session_on_store_error: false,
         }
     }
 }
@@ -84,7 +96,28 @@ impl AuthOptions {
         Self::default()
     }
 
-    /// Where the routes are mounted (default `/auth`).
+    /// Where the routes are mounted (default `/auth`). The callback URL moves with it: unless a
+    /// `redirect_uri` is configured, logins send `{app_base_url}{base_path}/callback`. A
+    /// configured `redirect_uri` (`AUTH0_REDIRECT_URI`, or
+    /// `AuthorizationParams::redirect_uri` on the client builder) must point at that route:
+    /// [`AuthState::new`] fails otherwise. Register the callback URL
+    /// ([`AuthState::callback_url`]) with the provider.
+    ///
+    /// ```
+    /// use auth_axum::{AuthOptions, AuthState};
+    /// use auth_core::{ClientAuth, ServerClient};
+    ///
+    /// let client = ServerClient::builder()
+    ///     .issuer("https://idp.example.com/")
+    ///     .client_id("c")
+    ///     .client_auth(ClientAuth::none())
+    ///     .secret("0123456789abcdef0123456789abcdef")
+    ///     .app_base_url("https://app.example.com")
+    ///     .build()?;
+    /// let auth = AuthState::new(client, AuthOptions::new().base_path("/account"))?;
+    /// assert_eq!(auth.callback_url(), "https://app.example.com/account/callback");
+    /// # Ok::<(), auth_core::Error>(())
+    /// ```
     pub fn base_path(mut self, path: impl Into<String>) -> Self {
         let p = path.into();
         self.base_path = format!("/{}", p.trim_matches('/'));
@@ -114,14 +147,37 @@ impl AuthOptions {
         self
     }
 
-    /// The query parameters of `{base}/login` forwarded to the authorization endpoint
-    /// (default [`crate::LOGIN_HINTS`]: `screen_hint`, `login_hint`, `organization`,
-    /// `invitation`, `connection`, `prompt`). Anything else in the query is ignored.
+    /// The query parameters of `{base}/login` forwarded to the authorization endpoint: this
+    /// list replaces the default [`crate::LOGIN_HINTS`] (`screen_hint`, `login_hint`,
+    /// `organization`, `invitation`, `connection`, `prompt`, `ui_locales`). Any other query
+    /// parameter (besides `returnTo`) is dropped and logged at `debug` (its name only), and the
+    /// login proceeds.
     ///
-    /// A name the client pins (a configured `organization` or `connection`, or one given to
+    /// Opt-in names, off by default because they change what the login asks for, are checked
+    /// before they are forwarded (a bad value is `400` `invalid_parameter`):
+    ///
+    /// - `audience`: the API the access token is for (one value, no spaces);
+    /// - `scope`: space-separated scope tokens; it **replaces** the configured scope for this
+    ///   login (as a per-call scope does in the core) and `openid` is always added;
+    /// - `acr_values`: space-separated values (e.g. a step-up login);
+    /// - `max_age`: a non-negative integer (seconds); the ID token's `auth_time` is checked.
+    ///
+    /// Every forwarded value is at most 512 characters without control characters. A name the
+    /// client pins (a configured `organization` or `connection`, or one given to
     /// `ServerClientBuilder::pin_authorization_param`) is never forwarded: the configured value
     /// is sent and the login proceeds. `redirect_uri` and the parameters the library sets
-    /// itself (`state`, `nonce`, `client_id`, …) are never forwarded either.
+    /// itself (`state`, `nonce`, `client_id`, …) are never forwarded either. The login
+    /// parameters a [`RequireAuth::login_param`](crate::RequireAuth::login_param) adds to its
+    /// redirect pass through this list like any other.
+    ///
+    /// ```
+    /// use auth_axum::{AuthOptions, LOGIN_HINTS};
+    ///
+    /// // The default hints, plus per-API and step-up logins.
+    /// let options = AuthOptions::new()
+    ///     .login_params(LOGIN_HINTS.iter().copied().chain(["audience", "scope", "acr_values", "max_age"]));
+    /// # let _ = options;
+    /// ```
     pub fn login_params<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
         self.login_params = names
             .into_iter()
@@ -135,8 +191,69 @@ impl AuthOptions {
 
     /// Mount `GET {base}/access-token` returning the session's access token as JSON. Off by
     /// default: it hands a bearer token to any script running in the page's origin.
+    ///
+    /// `?audience=…` asks for a token for another API; only the configured `audience` and
+    /// those listed with [`access_token_audiences`](Self::access_token_audiences) are accepted,
+    /// any other is refused with `403` `audience_not_allowed`.
     pub fn access_token_route(mut self, enabled: bool) -> Self {
         self.access_token_route = enabled;
+        self
+    }
+
+    /// The audiences `GET {base}/access-token?audience=…` may ask a token for, besides the
+    /// configured `audience` (default: only that one). Another audience is refused with `403`
+    /// `audience_not_allowed` before the provider is asked. Audiences are compared exactly.
+    ///
+    /// ```
+    /// use auth_axum::AuthOptions;
+    ///
+    /// let options = AuthOptions::new()
+    ///     .access_token_route(true)
+    ///     .access_token_audiences(["https://orders.example.com/", "https://billing.example.com/"]);
+    /// # let _ = options;
+    /// ```
+    pub fn access_token_audiences<I, S>(mut self, audiences: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.access_token_audiences = Some(audiences.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Replaces the `401` and `403` answers of [`RequireAuth`](crate::RequireAuth) and of the
+    /// [`Session`](crate::Session) extractor (default [`DefaultResponses`](crate::DefaultResponses):
+    /// JSON, or an HTML page for browsers). See [`AuthResponses`](crate::AuthResponses).
+    pub fn responses(mut self, responses: impl crate::AuthResponses) -> Self {
+        self.responses = Some(crate::responses::Responses(Arc::new(responses)));
+        self
+    }
+
+    /// With `true`, `Option<Session>` treats a session store that fails (a Redis outage) as
+    /// "no session": the handler runs with `None` and a `warn` is logged. Default `false`: the
+    /// request fails with `503` like `Session` does.
+    ///
+    /// The trade-off: with `true` a public page stays up during a store outage, but a
+    /// logged-in user sees it as a visitor (and a login started from it fails until the store
+    /// is back); nothing is written, so the session is there again once the store answers.
+    /// Keep `false` where showing a logged-in user the logged-out page is worse than an error.
+    /// `Session` and [`RequireAuth`](crate::RequireAuth) always answer `503`.
+    ///
+    /// ```
+    /// use auth_axum::{AuthOptions, Session};
+    ///
+    /// async fn home(session: Option<Session>) -> String {
+    ///     match session {
+    ///         Some(s) => format!("hello {}", s.sub().unwrap_or("?")),
+    ///         None => "hello visitor".into(), // also during a store outage, with the option
+    ///     }
+    /// }
+    ///
+    /// let options = AuthOptions::new().optional_session_on_store_error(true);
+    /// # let _ = (options, home);
+    /// ```
+    pub fn optional_session_on_store_error(mut self, enabled: bool) -> Self {
+        self.optional_session_on_store_error = enabled;
         self
     }
 
@@ -214,6 +331,11 @@ pub(crate) struct StateInner {
     pub(crate) client: ServerClient,
     pub(crate) options: AuthOptions,
     pub(crate) base_url: Url,
+    /// `{base}/callback` as an absolute URL: the `redirect_uri` the routes' flows use.
+    pub(crate) callback_url: String,
+    /// The routes send [`Self::callback_url`] as the flows' `redirect_uri`: the client's is
+    /// derived from the base URL and the routes are not under `/auth`.
+    pub(crate) send_callback_url: bool,
 }
 
 impl std::fmt::Debug for AuthState {
@@ -222,6 +344,7 @@ impl std::fmt::Debug for AuthState {
             .field("client", &self.inner.client)
             .field("options", &self.inner.options)
             .field("base_url", &self.inner.base_url.as_str())
+            .field("callback_url", &self.inner.callback_url)
             .finish()
     }
 }
@@ -238,9 +361,14 @@ impl AuthState {
 
     /// Wraps a client.
     ///
+    /// The callback route is `{base_path}/callback` (see [`AuthOptions::base_path`]): a
+    /// `redirect_uri` derived from the app base URL is moved there, a configured one must
+    /// point there.
+    ///
     /// # Errors
     /// [`auth_core::ConfigError`] when the client has neither an app base URL nor an absolute
-    /// redirect URI to derive the public origin from.
+    /// redirect URI to derive the public origin from, or when its configured `redirect_uri`
+    /// is not the URL of the callback route (the message says which URL to configure).
     pub fn new(client: ServerClient, options: AuthOptions) -> Result<Self, auth_core::Error> {
         let base_url = client
             .app_base_url()
@@ -256,13 +384,32 @@ impl AuthState {
                     })
             })
             .ok_or(auth_core::ConfigError::Missing("app_base_url (APP_BASE_URL)"))?;
+        let (callback_url, send_callback_url) = callback_url(&client, &base_url, &options.base_path)?;
+        let client = crate::hooks::install(client, &options.hooks);
         Ok(Self {
             inner: Arc::new(StateInner {
                 client,
                 options,
                 base_url,
+                callback_url,
+                send_callback_url,
             }),
         })
+    }
+
+    /// The absolute URL of the callback route (`{app_base_url}{base_path}/callback`), which
+    /// the routes send as the `redirect_uri`: register it with the provider.
+    #[must_use]
+    pub fn callback_url(&self) -> &str {
+        &self.inner.callback_url
+    }
+
+    /// The `redirect_uri` the routes' flows must send per call, when the client's default is
+    /// not the callback route.
+    pub(crate) fn redirect_uri_override(&self) -> Option<&str> {
+        self.inner
+            .send_callback_url
+            .then_some(self.inner.callback_url.as_str())
     }
 
     /// The login client.
@@ -312,6 +459,45 @@ impl AuthState {
             .filter(|u| u.path() == "/" && u.username().is_empty() && u.query().is_none())
             .unwrap_or_else(|| base.clone())
     }
+}
+
+/// The callback route's absolute URL and whether the routes must send it per call: the
+/// client's `redirect_uri` when configured (refused unless its path is the route's), else the
+/// base URL's path followed by `{base_path}/callback`.
+fn callback_url(
+    client: &ServerClient,
+    base_url: &Url,
+    base_path: &str,
+) -> Result<(String, bool), auth_core::Error> {
+    let route = format!("{}{base_path}/callback", base_url.path().trim_end_matches('/'));
+    let current = client.redirect_uri().and_then(|r| Url::parse(r).ok());
+    if client.redirect_uri_is_configured() {
+        let Some(current) = current else {
+            return Err(auth_core::ConfigError::Missing("redirect_uri (AUTH0_REDIRECT_URI)").into());
+        };
+        if current.path() != route {
+            let mut expected = current.clone();
+            expected.set_path(&route);
+            expected.set_query(None);
+            return Err(auth_core::ConfigError::Invalid {
+                name: "redirect_uri (AUTH0_REDIRECT_URI)",
+                reason: format!(
+                    "its path `{}` is not the callback route `{route}` that AuthState::router() mounts \
+                     (AuthOptions::base_path is `{}`): set it to `{expected}` (and register that URL \
+                     with the provider), or change the base path to match",
+                    current.path(),
+                    if base_path.is_empty() { "/" } else { base_path },
+                ),
+            }
+            .into());
+        }
+        return Ok((current.to_string(), false));
+    }
+    let mut url = base_url.clone();
+    url.set_path(&route);
+    url.set_query(None);
+    let send = current.as_ref() != Some(&url);
+    Ok((url.to_string(), send))
 }
 
 /// The right-most element of a comma-separated `X-Forwarded-*` header over all its lines, or
@@ -491,6 +677,78 @@ mod tests {
             HeaderValue::from_bytes(b"\xffevil.example").unwrap(),
         );
         assert_eq!(auth.public_base(&h).as_str(), "https://app.example.com/");
+    }
+
+    fn client(
+        configure: impl FnOnce(auth_core::ServerClientBuilder) -> auth_core::ServerClientBuilder,
+    ) -> ServerClient {
+        use auth_core::ClientAuth;
+        configure(
+            ServerClient::builder()
+                .issuer("https://idp.example.com/")
+                .client_id("c")
+                .client_auth(ClientAuth::none())
+                .secret("0123456789abcdef0123456789abcdef"),
+        )
+        .build()
+        .unwrap()
+    }
+
+    #[test]
+    fn the_default_callback_url_moves_with_the_base_path() {
+        let base = |b: auth_core::ServerClientBuilder| b.app_base_url("https://app.example.com");
+        let auth = AuthState::new(client(base), AuthOptions::new()).unwrap();
+        assert_eq!(auth.callback_url(), "https://app.example.com/auth/callback");
+        assert_eq!(auth.redirect_uri_override(), None, "the client's own default");
+        for (path, url) in [
+            ("/account", "https://app.example.com/account/callback"),
+            ("account/", "https://app.example.com/account/callback"),
+            ("/", "https://app.example.com/callback"),
+        ] {
+            let auth = AuthState::new(client(base), AuthOptions::new().base_path(path)).unwrap();
+            assert_eq!(auth.callback_url(), url);
+            assert_eq!(auth.redirect_uri_override(), Some(url));
+        }
+        // Under a base URL with a path, like the core's default.
+        let auth = AuthState::new(
+            client(|b| b.app_base_url("https://app.example.com/shop/")),
+            AuthOptions::new().base_path("/account"),
+        )
+        .unwrap();
+        assert_eq!(
+            auth.callback_url(),
+            "https://app.example.com/shop/account/callback"
+        );
+    }
+
+    #[test]
+    fn a_configured_redirect_uri_must_point_at_the_callback_route() {
+        use auth_core::AuthorizationParams;
+        let with = |uri: &'static str| {
+            move |b: auth_core::ServerClientBuilder| {
+                b.authorization_params(AuthorizationParams::new().redirect_uri(uri))
+            }
+        };
+        let ok = AuthState::new(
+            client(with("https://app.example.com/account/callback")),
+            AuthOptions::new().base_path("/account"),
+        )
+        .unwrap();
+        assert_eq!(ok.callback_url(), "https://app.example.com/account/callback");
+        assert_eq!(ok.redirect_uri_override(), None);
+        let e = AuthState::new(
+            client(with("https://app.example.com/auth/callback")),
+            AuthOptions::new().base_path("/account"),
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "configuration_error");
+        let text = e.to_string();
+        assert!(text.contains("redirect_uri (AUTH0_REDIRECT_URI)"), "{text}");
+        assert!(
+            text.contains("`https://app.example.com/account/callback`") && text.contains("/account"),
+            "says what to set: {text}"
+        );
+        assert!(AuthState::new(client(with("https://app.example.com/cb")), AuthOptions::new()).is_err());
     }
 
     #[test]

@@ -29,9 +29,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use auth_core::cookies::{CookieAttributes, CookieJar, MemoryCookieJar};
-use auth_core::internal::{self, Jwks, Sealer};
-use auth_core::store::{StateStore, WriteOptions};
-use auth_core::{ClientAuth, LoginOptions, ServerClient, SessionData};
+use auth_core::internal::{self, Jwks, Sealer, SessionData, StateStore, WriteOptions};
+use auth_core::{ClientAuth, LoginOptions, ServerClient};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};

@@ -9,7 +9,7 @@ use crate::discovery::{Discovery, ProviderMetadata};
 use crate::error::{Error, Result};
 use crate::seal::Sealer;
 use crate::secret::SecretString;
-use crate::session::{Session, SessionData, UserClaims};
+use crate::session::{SessionData, SessionSnapshot, UserClaims};
 use crate::store::{
     CachedStateStore, CookieStateStore, CookieTransactionStore, LogoutKey, SESSION_CACHE_CAPACITY,
     ServerSideStateStore, StateStore, TransactionStore, WriteOptions,
@@ -23,6 +23,9 @@ use crate::time::now;
 #[derive(Clone)]
 pub struct ServerClient {
     pub(crate) inner: Arc<Inner>,
+    /// The `before_session_saved` hook (`hooks.rs`); outside `inner` so that an integration
+    /// can add its own to a shared client.
+    pub(crate) save_hook: Option<crate::hooks::SaveHook>,
 }
 
 pub(crate) struct Inner {
@@ -113,6 +116,7 @@ impl ServerClient {
                 sessions,
                 refreshes: crate::flows::refresh::RefreshCoordinator::default(),
             }),
+            save_hook: None,
         }
     }
 
@@ -164,27 +168,30 @@ impl ServerClient {
         Ok(self.load_session(jar).await?.map(|s| s.user.clone()))
     }
 
-    /// The session without its refresh token, or `None`.
+    /// A read-only [`SessionSnapshot`] of the session, without its refresh token, or `None`.
     ///
     /// # Errors
     /// Only store failures.
-    pub async fn get_session(&self, jar: &mut dyn CookieJar) -> Result<Option<Session>> {
+    pub async fn get_session(&self, jar: &mut dyn CookieJar) -> Result<Option<SessionSnapshot>> {
         Ok(self
             .load_session(jar)
             .await?
-            .map(|s| Session::from_shared(s, false)))
+            .map(|s| SessionSnapshot::from_shared(s, false)))
     }
 
-    /// The session including its refresh token. Use sparingly: the refresh token is the most
-    /// powerful credential the session holds.
+    /// A [`SessionSnapshot`] of the session including its refresh token. Use sparingly: the
+    /// refresh token is the most powerful credential the session holds.
     ///
     /// # Errors
     /// Only store failures.
-    pub async fn get_session_with_refresh_token(&self, jar: &mut dyn CookieJar) -> Result<Option<Session>> {
+    pub async fn get_session_with_refresh_token(
+        &self,
+        jar: &mut dyn CookieJar,
+    ) -> Result<Option<SessionSnapshot>> {
         Ok(self
             .load_session(jar)
             .await?
-            .map(|s| Session::from_shared(s, true)))
+            .map(|s| SessionSnapshot::from_shared(s, true)))
     }
 
     /// Reads the session and enforces what the store alone cannot: lifetimes, the logout list

@@ -50,6 +50,9 @@ pub(crate) struct Config {
     pub(crate) secrets: Vec<SecretString>,
     pub(crate) app_base_url: Option<Url>,
     pub(crate) authorization_params: AuthorizationParams,
+    /// `redirect_uri` was configured (builder or `AUTH0_REDIRECT_URI`), not derived from
+    /// `app_base_url` as `{app_base_url}/auth/callback`.
+    pub(crate) redirect_uri_configured: bool,
     /// Authorization parameters per-call input can never change: the configured value (or
     /// none) always wins. Always holds `organization` and `connection` when configured.
     pub(crate) pinned_params: std::collections::BTreeSet<String>,
@@ -137,6 +140,8 @@ pub struct ServerClientBuilder {
     telemetry: bool,
     /// DPoP (`dpop.rs` holds its builder methods).
     pub(crate) dpop: crate::dpop::DpopSetting,
+    /// `before_session_saved` (`hooks.rs` holds its builder method).
+    pub(crate) save_hook: Option<crate::hooks::SaveHook>,
 }
 
 impl Default for ServerClientBuilder {
@@ -175,6 +180,7 @@ impl Default for ServerClientBuilder {
             host_prefixed_cookies: false,
             telemetry: true,
             dpop: crate::dpop::DpopSetting::Off,
+            save_hook: None,
         }
     }
 }
@@ -219,7 +225,8 @@ impl ServerClientBuilder {
     }
 
     /// The app's public base URL, e.g. `https://app.example.com`. The default `redirect_uri` is
-    /// `{app_base_url}/auth/callback`, and cookies are `Secure` when it is https.
+    /// `{app_base_url}/auth/callback` (the `auth-axum` routes move it under their base path,
+    /// `{app_base_url}{base_path}/callback`), and cookies are `Secure` when it is https.
     pub fn app_base_url(mut self, url: impl Into<String>) -> Self {
         self.app_base_url = Some(url.into());
         self
@@ -449,7 +456,8 @@ impl ServerClientBuilder {
     /// Reads the Auth0 environment variables: `AUTH0_DOMAIN` or `OIDC_ISSUER`,
     /// `AUTH0_CLIENT_ID`, `AUTH0_CLIENT_SECRET` (absent: a public client), `AUTH0_SECRET`
     /// (comma-separated: rotation list, first seals), `APP_BASE_URL`, `AUTH0_AUDIENCE`,
-    /// `AUTH0_SCOPE`, and the optional `AUTH0_ORGANIZATION` and `AUTH0_CONNECTION`, which are
+    /// `AUTH0_SCOPE`, `AUTH0_REDIRECT_URI` (absolute; default `{APP_BASE_URL}/auth/callback`),
+    /// and the optional `AUTH0_ORGANIZATION` and `AUTH0_CONNECTION`, which are
     /// pinned (see [`ServerClientBuilder::pin_authorization_param`]): no request can log in to
     /// another organization or through another connection. `SSL_CERT_FILE` adds trust
     /// anchors. `AUTH0_TELEMETRY=false` turns telemetry off
@@ -511,6 +519,9 @@ impl ServerClientBuilder {
         if let Some(scope) = get("AUTH0_SCOPE") {
             params = params.scope(scope);
         }
+        if let Some(redirect_uri) = get("AUTH0_REDIRECT_URI") {
+            params = params.redirect_uri(redirect_uri);
+        }
         if let Some(org) = get("AUTH0_ORGANIZATION") {
             params = params.organization(org);
             b = b.pin_authorization_param("organization");
@@ -549,9 +560,12 @@ impl ServerClientBuilder {
     /// # Errors
     /// [`Error::Config`] naming the setting to fix, or [`Error::InvalidParameter`] for a
     /// reserved or malformed authorization parameter.
-    pub fn build(self) -> Result<ServerClient> {
+    pub fn build(mut self) -> Result<ServerClient> {
+        let save_hook = self.save_hook.take();
         let (config, http) = self.into_config()?;
-        Ok(ServerClient::from_config(config, http))
+        let mut client = ServerClient::from_config(config, http);
+        client.save_hook = save_hook;
+        Ok(client)
     }
 
     pub(crate) fn into_config(self) -> Result<(Config, reqwest::Client)> {
@@ -607,6 +621,7 @@ impl ServerClientBuilder {
         let app_base_url = self.app_base_url.as_deref().map(parse_base_url).transpose()?;
         let mut params = self.authorization_params;
         params.validate()?;
+        let redirect_uri_configured = params.get("redirect_uri").is_some();
         let redirect_uri = match (params.get("redirect_uri"), &app_base_url) {
             (Some(r), _) => check_redirect_uri(r)?,
             (None, Some(base)) => {
@@ -714,6 +729,7 @@ impl ServerClientBuilder {
             secrets: self.secrets,
             app_base_url,
             authorization_params: params,
+            redirect_uri_configured,
             pinned_params,
             pushed_authorization_requests: self.pushed_authorization_requests,
             metadata_ttl: self.metadata_ttl,
@@ -743,6 +759,41 @@ impl ServerClientBuilder {
             dpop: crate::dpop::Dpop::from_setting(self.dpop)?,
         };
         Ok((config, http))
+    }
+}
+
+impl ServerClient {
+    /// The value of a configured authorization parameter (e.g. `audience`, `scope`), as sent
+    /// with every login unless a call overrides it; `None` when it is not configured.
+    ///
+    /// ```
+    /// use auth_core::{AuthorizationParams, ClientAuth, ServerClient};
+    ///
+    /// let client = ServerClient::builder()
+    ///     .issuer("https://idp.example.com/")
+    ///     .client_id("c")
+    ///     .client_auth(ClientAuth::none())
+    ///     .secret("0123456789abcdef0123456789abcdef")
+    ///     .app_base_url("https://app.example.com")
+    ///     .authorization_params(AuthorizationParams::new().audience("https://api.example.com/"))
+    ///     .build()?;
+    /// assert_eq!(client.authorization_param("audience"), Some("https://api.example.com/"));
+    /// assert_eq!(client.authorization_param("redirect_uri"), Some("https://app.example.com/auth/callback"));
+    /// assert!(!client.redirect_uri_is_configured());
+    /// # Ok::<(), auth_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn authorization_param(&self, name: &str) -> Option<&str> {
+        self.inner.config.authorization_params.get(name)
+    }
+
+    /// Whether the `redirect_uri` was configured (`authorization_params.redirect_uri` or
+    /// `AUTH0_REDIRECT_URI`) rather than derived from the app base URL as
+    /// `{app_base_url}/auth/callback`. HTTP integrations move a derived one to where they mount
+    /// their callback route, and check a configured one against it.
+    #[must_use]
+    pub fn redirect_uri_is_configured(&self) -> bool {
+        self.inner.config.redirect_uri_configured
     }
 }
 
@@ -1173,6 +1224,17 @@ mod tests {
             c.authorization_params.get("redirect_uri"),
             Some("https://app.example.com/auth/callback")
         );
+        assert!(!c.redirect_uri_configured);
+        let (c, _) = base()
+            .authorization_params(
+                AuthorizationParams::new().redirect_uri("https://app.example.com/auth/callback"),
+            )
+            .into_config()
+            .unwrap();
+        assert!(
+            c.redirect_uri_configured,
+            "configured, even when equal to the default"
+        );
         assert!(c.cookies.secure);
         let b = base().authorization_params(AuthorizationParams::new().redirect_uri("/callback"));
         assert!(err(b).contains("redirect_uri"));
@@ -1244,6 +1306,19 @@ mod tests {
             Some("http://localhost:3000/auth/callback")
         );
         assert!(!c.cookies.secure);
+        assert!(!c.redirect_uri_configured);
+        let (c, _) = ServerClientBuilder::from_env_with(|k| match k {
+            "AUTH0_REDIRECT_URI" => Some("http://localhost:3000/account/callback".into()),
+            other => env(other),
+        })
+        .unwrap()
+        .into_config()
+        .unwrap();
+        assert_eq!(
+            c.authorization_params.get("redirect_uri"),
+            Some("http://localhost:3000/account/callback")
+        );
+        assert!(c.redirect_uri_configured);
         // Replacing the parameters afterwards keeps both names pinned (to no value).
         let (c, _) = ServerClientBuilder::from_env_with(env)
             .unwrap()

@@ -85,8 +85,9 @@ pub enum Error {
     #[error("logout token rejected: {0}")]
     LogoutToken(LogoutTokenError),
 
-    /// The provider no longer accepts the session's refresh token (`invalid_grant`): the
-    /// session has been ended and the user must log in again.
+    /// The session has ended while this request used it (a server-side record deleted since
+    /// it was read: logout, back-channel logout, expiry); the user must log in again. A refresh
+    /// token the provider no longer accepts is [`Error::LoginRequired`] with `invalid_grant`.
     #[error("the session has expired or was revoked; log in again")]
     SessionExpired,
 
@@ -117,12 +118,52 @@ pub enum Error {
     #[error("{0}")]
     MfaRequired(Box<crate::flows::mfa::MfaRequired>),
 
+    /// The token endpoint refused a refresh with an answer that means "log in again"
+    /// (`invalid_grant`, `invalid_scope`, `consent_required`, `login_required`,
+    /// `interaction_required`). [`Error::code`] is the provider's code;
+    /// [`LoginRequired::session_ended`] says whether the session was ended (`invalid_grant`:
+    /// the refresh token is dead) or kept (the other codes: only this audience or scope needs
+    /// a new login, e.g. with the scope or consent asked for). [`Error::requires_login`] is
+    /// `true`. `mfa_required` is not part of this family: see [`Error::MfaRequired`].
+    #[error("{0}")]
+    LoginRequired(Box<LoginRequired>),
+
     /// A backchannel authentication (CIBA) ended without tokens: the user denied it, it
     /// expired, the provider no longer knows its `auth_req_id`, the ID token named another
     /// user, or it was polled after it had ended. [`Error::code`] is the provider's code for
     /// the first three (`access_denied`, `expired_token`, `invalid_grant`).
     #[error("backchannel authentication: {0}")]
     Ciba(#[from] crate::flows::ciba::CibaError),
+
+    /// A value in the session is not of the type the app asked for (app data read with
+    /// [`crate::SessionSnapshot::get`], claims with [`crate::SessionSnapshot::claims`]), or an
+    /// app-data value is not JSON. It names the key (or the claims) and the type, never the
+    /// value: fix the type (`Option` or `#[serde(default)]` for data older sessions lack).
+    #[error("{0}")]
+    SessionValue(crate::app_data::SessionValueError),
+
+    /// The session would be `size` bytes once sealed, over the `limit` its store can hold (the
+    /// session cookies: [`crate::MAX_COOKIE_SESSION_CHUNKS`] cookies of about 4 KB; server-side:
+    /// [`crate::MAX_SERVER_SESSION_BYTES`]). Nothing was written: the stored session is as it
+    /// was. Keep less in the session (large data belongs in the app's database, keyed by the
+    /// user's `sub`); drop claims the app does not need.
+    #[error(
+        "the session would be {size} bytes once sealed, over its store's limit of {limit} bytes; \
+         nothing was written (keep less in the session)"
+    )]
+    SessionTooLarge {
+        /// The sealed size the session would have, in bytes.
+        size: usize,
+        /// The most the store holds, in bytes.
+        limit: usize,
+    },
+
+    /// The application's hook stopped the flow ([`crate::HookError`], returned by e.g. the
+    /// `before_session_saved` hook). Nothing was written: the stored session is as it was.
+    /// [`Error::code`] is `hook_refused` when the application refused ([`crate::HookError::refuse`]),
+    /// else `hook_failed`.
+    #[error("the application's {hook} hook stopped the flow: {0}", hook = .0.hook())]
+    Hook(crate::hooks::HookError),
 }
 
 impl Error {
@@ -153,7 +194,52 @@ impl Error {
             Self::Forbidden(r) => r.code(),
             Self::TokenExchange(e) => e.code(),
             Self::MfaRequired(_) => "mfa_required",
+            Self::LoginRequired(l) => l.reason.code(),
             Self::Ciba(e) => e.code(),
+            Self::SessionValue(_) => "invalid_session_value",
+            Self::SessionTooLarge { .. } => "session_too_large",
+            Self::Hook(e) => e.code(),
+        }
+    }
+
+    /// Whether the way out of this error is a new interactive login: there is no session
+    /// ([`Error::NotAuthenticated`]), it has ended ([`Error::SessionExpired`]), it has no
+    /// refresh token ([`Error::MissingRefreshToken`]), or the provider refused a refresh with a
+    /// code of the [`Error::LoginRequired`] family. Redirect a browser to the login route (with
+    /// the scope or audience that was asked for); answer an API call 401.
+    ///
+    /// [`Error::MfaRequired`] is `false`: it needs a *step-up* login with
+    /// [`crate::MfaRequired::step_up_authorization_params`], not a plain one. Transport, store
+    /// and other provider errors are `false`: a new login would not help; retry later.
+    ///
+    /// ```
+    /// use auth_core::Error;
+    ///
+    /// assert!(Error::SessionExpired.requires_login());
+    /// assert!(!Error::Config(auth_core::ConfigError::Missing("domain")).requires_login());
+    /// ```
+    #[must_use]
+    pub fn requires_login(&self) -> bool {
+        matches!(
+            self,
+            Self::NotAuthenticated
+                | Self::SessionExpired
+                | Self::MissingRefreshToken
+                | Self::LoginRequired(_)
+        )
+    }
+
+    /// The OAuth `error` code the provider answered with, when this error carries one
+    /// (`invalid_scope`, `mfa_required`, `access_denied`, …), for matching and logs. The
+    /// codes of [`Error::LoginRequired`] and [`Error::MfaRequired`] are fixed strings; others
+    /// are as the provider sent them (at most 128 bytes): escape them before putting them in
+    /// HTML. See [`Error::oauth_error`] for the description.
+    #[must_use]
+    pub fn provider_code(&self) -> Option<&str> {
+        match self {
+            Self::LoginRequired(l) => Some(l.reason.code()),
+            Self::MfaRequired(_) => Some("mfa_required"),
+            _ => self.oauth_error().map(|o| o.error.as_str()),
         }
     }
 
@@ -186,6 +272,120 @@ impl fmt::Display for OAuthError {
             write!(f, " ({d})")?;
         }
         Ok(())
+    }
+}
+
+/// What [`Error::LoginRequired`] carries: which code the token endpoint answered, whether the
+/// session was ended, and what was asked for.
+///
+/// The description is the provider's `error_description`, shortened to
+/// [`LoginRequired::MAX_DESCRIPTION`] bytes with anything that looks like a token removed; it
+/// is for logs, not for end users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoginRequired {
+    /// Which code the provider answered.
+    pub reason: LoginRequiredReason,
+    /// The provider's `error_description`, capped and without tokens.
+    pub description: Option<String>,
+    /// HTTP status of the answer (Auth0: 403 for `invalid_grant`, 400 otherwise).
+    pub status: Option<u16>,
+    /// `true` when the session was ended (deleted) because its refresh token is no longer
+    /// accepted (`invalid_grant`); `false` when it was kept.
+    pub session_ended: bool,
+    /// The API audience the token was asked for (`None`: the default audience).
+    pub audience: Option<String>,
+    /// The scope asked for, if any.
+    pub scope: Option<String>,
+}
+
+impl LoginRequired {
+    /// The longest description kept, in bytes.
+    pub const MAX_DESCRIPTION: usize = 256;
+
+    /// A refusal with `reason` and nothing else known (the session kept), e.g. to test how an
+    /// app answers one.
+    ///
+    /// ```
+    /// use auth_core::{Error, LoginRequired, LoginRequiredReason};
+    ///
+    /// let e = Error::LoginRequired(Box::new(LoginRequired::new(LoginRequiredReason::InvalidScope)));
+    /// assert!(e.requires_login());
+    /// assert_eq!(e.code(), "invalid_scope");
+    /// ```
+    #[must_use]
+    pub fn new(reason: LoginRequiredReason) -> Self {
+        Self {
+            reason,
+            description: None,
+            status: None,
+            session_ended: false,
+            audience: None,
+            scope: None,
+        }
+    }
+}
+
+impl fmt::Display for LoginRequired {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the token endpoint answered `{}`", self.reason.code())?;
+        if let Some(a) = &self.audience {
+            write!(f, " for audience `{a}`")?;
+        }
+        if let Some(s) = &self.scope {
+            write!(f, " (scope `{s}`)")?;
+        }
+        if let Some(d) = &self.description {
+            write!(f, ": {d}")?;
+        }
+        if self.session_ended {
+            f.write_str("; the session was ended, log in again")
+        } else {
+            f.write_str("; log in again (asking for this scope or consent) to get the token")
+        }
+    }
+}
+
+/// The provider codes of [`Error::LoginRequired`] (RFC 6749 §5.2, OIDC Core 3.1.2.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoginRequiredReason {
+    /// `invalid_grant`: the refresh token is expired, revoked or was already rotated.
+    InvalidGrant,
+    /// `invalid_scope`: the scope asked for was not granted to the refresh token.
+    InvalidScope,
+    /// `consent_required`: the user has to consent (again).
+    ConsentRequired,
+    /// `login_required`: the provider wants the user to authenticate again.
+    LoginRequired,
+    /// `interaction_required`: the provider needs the user in the browser.
+    InteractionRequired,
+}
+
+impl LoginRequiredReason {
+    /// The provider's code, e.g. `invalid_scope`.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidGrant => "invalid_grant",
+            Self::InvalidScope => "invalid_scope",
+            Self::ConsentRequired => "consent_required",
+            Self::LoginRequired => "login_required",
+            Self::InteractionRequired => "interaction_required",
+        }
+    }
+
+    /// The reason for a provider `error` code, `None` when the code is not of this family.
+    #[must_use]
+    pub fn from_code(code: &str) -> Option<Self> {
+        Some(match code {
+            "invalid_grant" => Self::InvalidGrant,
+            "invalid_scope" => Self::InvalidScope,
+            "consent_required" => Self::ConsentRequired,
+            "login_required" => Self::LoginRequired,
+            "interaction_required" => Self::InteractionRequired,
+            _ => return None,
+        })
     }
 }
 
@@ -476,6 +676,9 @@ pub enum ForbiddenReason {
     /// A requested scope is not on the app's allow-list for this route.
     #[error("a requested scope is not on the app's allow-list")]
     ScopeNotAllowed,
+    /// A requested access-token audience is not on the app's allow-list for this route.
+    #[error("the requested audience is not on the app's allow-list")]
+    AudienceNotAllowed,
 }
 
 impl ForbiddenReason {
@@ -486,6 +689,7 @@ impl ForbiddenReason {
             Self::CrossSiteRequest => "cross_site_request",
             Self::ConnectionNotAllowed => "connection_not_allowed",
             Self::ScopeNotAllowed => "scope_not_allowed",
+            Self::AudienceNotAllowed => "audience_not_allowed",
         }
     }
 }

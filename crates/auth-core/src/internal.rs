@@ -1,12 +1,18 @@
-//! Hooks for this workspace's benchmarks and fuzz targets. Not part of the public API: no
-//! stability promise, hidden from the docs.
+//! Hooks for this workspace's tests, benchmarks, fuzz targets and load-test app. Not part of
+//! the public API: no stability promise, hidden from the docs.
+
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use crate::cookies::{CookieAttributes, CookieJar};
 use crate::error::{Error, IdTokenError};
-use crate::session::SessionData;
-use crate::store::{CookieStateStore, LogoutKey, StateStore, WriteOptions};
+use crate::store::{LogoutKey, SessionBackend};
+
+pub use crate::session::SessionData;
+pub use crate::store::cookie::CookieStateStore;
+pub use crate::store::server::ServerSideStateStore;
+pub use crate::store::traits::{StateStore, WriteOptions};
 
 /// The cookie sealer (JWE dir/A256CBC-HS512 with HKDF keys).
 #[derive(Debug)]
@@ -73,7 +79,7 @@ pub fn verify_id_token(
 }
 
 /// A JWKS document parsed once into verification keys, as the client caches it.
-pub struct Jwks(crate::discovery::KeySet);
+pub struct Jwks(Arc<crate::discovery::KeySet>);
 
 impl std::fmt::Debug for Jwks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -88,7 +94,7 @@ impl Jwks {
     /// A malformed document is reported as [`IdTokenError::UnknownKey`].
     pub fn parse(jwks: &Value) -> Result<Self, IdTokenError> {
         let keys = crate::discovery::parse_jwks(jwks).map_err(|_| IdTokenError::UnknownKey)?;
-        Ok(Self(crate::discovery::KeySet::from_keys(keys)))
+        Ok(Self(Arc::new(crate::discovery::KeySet::from_keys(keys))))
     }
 }
 
@@ -176,26 +182,10 @@ impl StateStore for CachedCookieStore {
     }
 }
 
-/// The claim rules of a back-channel logout token (§2.6) on already-decoded parts; returns
-/// `(sid, sub, jti)`.
-///
-/// # Errors
-/// [`Error::LogoutToken`] naming the failed rule.
-pub fn check_logout_token_claims(
-    header: &Map<String, Value>,
-    claims: &Map<String, Value>,
-    issuer: &str,
-    client_id: &str,
-    now: u64,
-) -> Result<(Option<String>, Option<String>, String), Error> {
-    crate::flows::backchannel::check_logout_claims(header, claims, issuer, client_id, 60, now)
-        .map(|(sid, sub, jti, _)| (sid, sub, jti))
-}
-
-/// Leeway, in seconds, that [`validate_logout_token`] allows for clock skew.
+/// Leeway, in seconds, that [`accept_logout_token`] allows for clock skew.
 pub const LOGOUT_TOKEN_LEEWAY: u64 = 60;
 
-/// What a valid back-channel logout token names, and how long its `jti` must be remembered.
+/// What a valid back-channel logout token names, and how long its `jti` is remembered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogoutTokenCheck {
     /// The `sid` claim, if any.
@@ -208,42 +198,39 @@ pub struct LogoutTokenCheck {
     pub remember_for: std::time::Duration,
 }
 
-/// The whole logout-token path of `ServerClient::handle_backchannel_logout` short of the
-/// replay store: the compact JWS verified with the keys of `jwks` (algorithms RS256, PS256
-/// and ES256; no client secret), then the §2.6 claim rules with [`LOGOUT_TOKEN_LEEWAY`].
+/// The logout-token validation of `ServerClient::handle_backchannel_logout` itself
+/// (`flows/backchannel.rs`, `accept_logout_token`), short of ending the sessions: the compact
+/// JWS verified with `jwks` (algorithms RS256, PS256 and ES256; no client secret; no refetch),
+/// the §2.6 claim rules with [`LOGOUT_TOKEN_LEEWAY`], then the `jti` consumed in `backend`.
 ///
 /// # Errors
-/// [`Error::LogoutToken`] naming the failed rule; a malformed JWKS is reported as an unknown
-/// key.
-pub fn validate_logout_token(
+/// [`Error::LogoutToken`] naming the failed rule (`Replayed` for a `jti` `backend` already
+/// holds); store errors.
+pub async fn accept_logout_token(
     token: &str,
-    jwks: &Value,
+    jwks: &Jwks,
     issuer: &str,
     client_id: &str,
     now: u64,
+    backend: &dyn SessionBackend,
 ) -> Result<LogoutTokenCheck, Error> {
-    use crate::error::LogoutTokenError;
-    let jws = |e: IdTokenError| Error::LogoutToken(LogoutTokenError::Jws(e));
-    let keys = crate::discovery::parse_jwks(jwks).map_err(|_| jws(IdTokenError::UnknownKey))?;
-    let set = crate::discovery::KeySet::from_keys(keys);
     let algs = vec!["RS256".to_owned(), "PS256".to_owned(), "ES256".to_owned()];
-    let check = crate::id_token::SignatureCheck {
-        allowed_algs: &algs,
-        client_secret: None,
-    };
-    let (header, claims) = crate::id_token::verify_signature(token, &set, &check).map_err(jws)?;
-    let (sid, sub, jti, remember_for) = crate::flows::backchannel::check_logout_claims(
-        &header,
-        &claims,
+    let rules = crate::flows::backchannel::LogoutTokenRules {
+        signature: crate::id_token::SignatureCheck {
+            allowed_algs: &algs,
+            client_secret: None,
+        },
         issuer,
         client_id,
-        LOGOUT_TOKEN_LEEWAY,
+        leeway: LOGOUT_TOKEN_LEEWAY,
         now,
-    )?;
+    };
+    let accepted =
+        crate::flows::backchannel::accept_logout_token(token, &jwks.0, None, &rules, backend).await?;
     Ok(LogoutTokenCheck {
-        sid,
-        sub,
-        jti,
-        remember_for,
+        sid: accepted.sid,
+        sub: accepted.sub,
+        jti: accepted.jti,
+        remember_for: accepted.remember_for,
     })
 }

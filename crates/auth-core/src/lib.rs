@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used)]
 
+mod app_data;
 mod client;
 mod client_auth;
 mod config;
@@ -36,9 +37,11 @@ mod discovery;
 mod dpop;
 mod error;
 mod flows;
+mod hooks;
 mod http;
 mod id_token;
-/// Hooks for this workspace's tests, benchmarks and fuzz targets (the `internal` feature).
+/// Hooks for this workspace's tests, benchmarks, fuzz targets and load-test app (the
+/// `internal` feature): the session stores and document, sealing, logout-token validation.
 #[cfg(any(test, feature = "internal"))]
 #[doc(hidden)]
 pub mod internal;
@@ -50,17 +53,48 @@ mod secret;
 mod session;
 pub mod store;
 pub mod telemetry;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 mod time;
 mod transaction;
 
+/// Checks of the public surface: the session and transaction stores and the stored session
+/// document are not part of it, and the session view has one name, [`SessionSnapshot`].
+///
+/// ```compile_fail,E0603
+/// use auth_core::store::StateStore;
+/// ```
+/// ```compile_fail,E0603
+/// use auth_core::store::CookieStateStore;
+/// ```
+/// ```compile_fail,E0603
+/// use auth_core::store::WriteOptions;
+/// ```
+/// ```compile_fail,E0432
+/// use auth_core::SessionData;
+/// ```
+/// ```compile_fail,E0432
+/// use auth_core::Session;
+/// ```
+/// ```compile_fail,E0432
+/// use auth_core::Transaction;
+/// ```
+/// ```
+/// use auth_core::SessionSnapshot;
+/// use auth_core::store::{LogoutKey, MemoryBackend, SessionBackend, SessionKeys};
+/// ```
+#[cfg(doctest)]
+mod public_surface {}
+
+pub use app_data::{SessionValueError, SessionValueKind};
 pub use client::ServerClient;
 pub use client_auth::{ClientAuth, SigningAlgorithm};
 pub use config::{MIN_SECRET_LEN, ServerClientBuilder};
 pub use discovery::ProviderMetadata;
 pub use dpop::{BEARER_TOKEN_TYPE, DPOP_TOKEN_TYPE, ResourceAuthorization};
 pub use error::{
-    CallbackError, ConfigError, DiscoveryError, Error, ForbiddenReason, IdTokenError, LogoutTokenError,
-    MyAccountError, OAuthError, Result, StoreError, TransportError,
+    CallbackError, ConfigError, DiscoveryError, Error, ForbiddenReason, IdTokenError, LoginRequired,
+    LoginRequiredReason, LogoutTokenError, MyAccountError, OAuthError, Result, StoreError, TransportError,
 };
 pub use flows::access_token::{AccessToken, AccessTokenOptions};
 pub use flows::backchannel::{BACKCHANNEL_LOGOUT_EVENT, BackchannelLogout};
@@ -79,10 +113,11 @@ pub use flows::token_exchange::{
     TOKEN_EXCHANGE_GRANT, TokenExchangeError, TokenExchangeOptions, TokenExchangeResult,
     is_reserved_token_type,
 };
+pub use hooks::{HookContext, HookError, SaveKind, SessionSave};
 pub use params::{AuthorizationParams, DEFAULT_SCOPE};
 pub use protocol::authorize::MAX_APP_STATE_BYTES;
 pub use protocol::callback::CallbackParams;
 pub use protocol::my_account::{ConnectedAccount, ConnectedAccountsPage, ConnectionsPage, ListOptions};
 pub use secret::SecretString;
-pub use session::{ConnectionTokenSet, DEFAULT_AUDIENCE, Session, SessionData, TokenSet, UserClaims};
-pub use transaction::{Transaction, TransactionKind};
+pub use session::{ConnectionTokenSet, DEFAULT_AUDIENCE, SessionSnapshot, TokenSet, UserClaims};
+pub use store::{MAX_COOKIE_SESSION_CHUNKS, MAX_SERVER_SESSION_BYTES};

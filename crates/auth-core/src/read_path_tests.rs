@@ -9,9 +9,10 @@ use serde_json::json;
 
 use crate::client::now_ms;
 use crate::cookies::{CookieJar, MemoryCookieJar};
+use crate::session::SessionData;
 use crate::store::{LogoutKey, MemoryBackend, SessionBackend};
 use crate::time::now;
-use crate::{ClientAuth, ServerClient, SessionData};
+use crate::{ClientAuth, ServerClient};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -47,7 +48,7 @@ async fn written(c: &ServerClient, s: &SessionData) -> MemoryCookieJar {
 }
 
 /// The session when the read was served by the opened-session cache (a hit), else `None`.
-async fn cached(c: &ServerClient, jar: &MemoryCookieJar) -> Option<crate::Session> {
+async fn cached(c: &ServerClient, jar: &MemoryCookieJar) -> Option<crate::SessionSnapshot> {
     let before = c.inner.sessions.stats().0;
     let s = c.get_session(&mut jar.next_request()).await.unwrap()?;
     (c.inner.sessions.stats().0 > before).then_some(s)

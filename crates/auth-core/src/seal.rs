@@ -183,6 +183,15 @@ impl Sealer {
         out
     }
 
+    /// The length of what [`Sealer::seal`] returns for a payload of `payload_len` bytes: the
+    /// header, the empty key part, the IV, the PKCS#7-padded ciphertext and the tag, each
+    /// base64url without padding, joined by dots. It depends on the length only (not on the
+    /// secret, salt or IV), so a store can check a size limit before sealing.
+    pub(crate) const fn sealed_len(payload_len: usize) -> usize {
+        let ciphertext = (payload_len / BLOCK_LEN + 1) * BLOCK_LEN;
+        PROTECTED_HEADER.len() + 2 + b64_len(IV_LEN) + 1 + b64_len(ciphertext) + 1 + b64_len(TAG_LEN)
+    }
+
     /// Opens a value sealed for the store identified by `salt` with any configured secret.
     ///
     /// Returns `None` for anything that is not an authentic token: wrong structure, header,
@@ -314,9 +323,24 @@ fn header_is_supported(header: &str) -> bool {
         && !fields.contains_key("crit")
 }
 
+/// Length of `n` bytes in base64url without padding.
+const fn b64_len(n: usize) -> usize {
+    (n * 4).div_ceil(3)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sealed_len_is_the_length_of_a_sealed_value() {
+        let sealer = Sealer::new(&[VECTOR_SECRET]);
+        for n in (0..100).chain([255, 256, 257, 4000, 9999, 65_536]) {
+            let sealed = sealer.seal("_a0_session", &vec![b'x'; n]);
+            assert_eq!(Sealer::sealed_len(n), sealed.len(), "{n} bytes");
+        }
+        assert_eq!(Sealer::sealed_len(VECTOR_PLAIN.len()), VECTOR_SEALED.len());
+    }
 
     const VECTOR_SECRET: &str = "0123456789abcdef0123456789abcdef";
     const VECTOR_KEY_HEX: &str = "131fe8581a4ac214782c4f16d64282ea023a37d932655e7e7af4b52173e3dc2dbab258ad01aba615f136529da66ba1c6e443d9bd64ecf4618563d0261ba767bd";

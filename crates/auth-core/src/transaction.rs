@@ -10,8 +10,7 @@ use crate::secret::SecretString;
 /// Which flow a transaction belongs to; the callback refuses a transaction of another kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum TransactionKind {
+pub(crate) enum TransactionKind {
     /// Interactive login.
     Login,
     /// Auth0 user linking.
@@ -24,7 +23,7 @@ pub enum TransactionKind {
 
 /// One flow in flight, stored under its `state`.
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
-pub struct Transaction {
+pub(crate) struct Transaction {
     pub(crate) kind: TransactionKind,
     pub(crate) state: String,
     pub(crate) nonce: String,
@@ -47,20 +46,6 @@ pub struct Transaction {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) session_sub: Option<String>,
     pub(crate) created_at: u64,
-}
-
-impl Transaction {
-    /// The `state` this transaction is stored under.
-    #[must_use]
-    pub fn state(&self) -> &str {
-        &self.state
-    }
-
-    /// When the flow started, seconds since the Unix epoch.
-    #[must_use]
-    pub fn created_at(&self) -> u64 {
-        self.created_at
-    }
 }
 
 impl fmt::Debug for Transaction {

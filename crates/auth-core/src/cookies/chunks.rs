@@ -39,6 +39,12 @@ fn classify(name: &str, base: &str) -> ChunkName {
     }
 }
 
+/// How many bytes of value [`write_chunked`] puts in the cookie `name` (at least one, so that
+/// it always makes progress, even for a pathological name near the limit).
+pub(crate) fn chunk_capacity(name: &str) -> usize {
+    CHUNK_LIMIT.saturating_sub(name.len()).max(1)
+}
+
 /// Writes `value` as `<base>_0`, `<base>_1`, … with each cookie's name plus value within
 /// [`CHUNK_LIMIT`] bytes (split on character boundaries), then removes every other cookie of
 /// the family so that [`read_chunked`] returns exactly `value`: chunks with an index at or
@@ -49,8 +55,7 @@ pub(crate) fn write_chunked(jar: &mut dyn CookieJar, base: &str, value: &str, at
     let mut count: usize = 0;
     loop {
         let name = format!("{base}_{count}");
-        // Always make progress, even for a pathological base name near the limit.
-        let capacity = CHUNK_LIMIT.saturating_sub(name.len()).max(1);
+        let capacity = chunk_capacity(&name);
         let mut end = start.saturating_add(capacity).min(value.len());
         while end > start && !value.is_char_boundary(end) {
             end -= 1;

@@ -20,6 +20,13 @@ pub trait CookieJar: Send {
     fn set(&mut self, name: &str, value: &str, attributes: &CookieAttributes);
     /// Remove a cookie: the response expires it (same path/domain as given).
     fn remove(&mut self, name: &str, attributes: &CookieAttributes);
+
+    /// An opaque per-request value for the application's hooks
+    /// ([`SessionSave::context`](crate::SessionSave::context)); `auth-axum` hands the request
+    /// head this way. Called only when a hook runs. Default: none.
+    fn hook_context(&self) -> Option<crate::HookContext> {
+        None
+    }
 }
 
 /// One cookie on the response side of a [`MemoryCookieJar`].

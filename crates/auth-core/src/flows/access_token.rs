@@ -14,6 +14,7 @@ use super::refresh::{Outcome, Refreshed, outcome_key};
 use crate::client::ServerClient;
 use crate::cookies::CookieJar;
 use crate::error::{Error, Result};
+use crate::protocol::token::{login_required, login_required_error};
 use crate::secret::SecretString;
 use crate::session::{DEFAULT_AUDIENCE, SessionData, TokenSet, user_claims};
 use crate::time::now;
@@ -40,6 +41,24 @@ impl AccessTokenOptions {
     }
 
     /// A token carrying at least these scopes (space-separated).
+    ///
+    /// The scope **replaces** the configured one for this call: a held token with at least
+    /// these scopes is reused, else the refresh asks for exactly these scopes — plus `openid`
+    /// when the token is for the login's audience (the configured `audience`, or the default
+    /// one), so that token keeps working at `/userinfo` and the refresh still returns an ID
+    /// token: `openid` is never dropped. For another audience (an API) the scopes are sent as
+    /// given. A scope the refresh token was not granted is refused by the provider
+    /// ([`Error::LoginRequired`] with `invalid_scope`): log in again asking for it.
+    ///
+    /// ```
+    /// use auth_core::AccessTokenOptions;
+    ///
+    /// // Default audience: the refresh asks for `openid read:reports`.
+    /// let reports = AccessTokenOptions::new().scope("read:reports");
+    /// // Another API: exactly `read:orders`.
+    /// let orders = AccessTokenOptions::new().audience("https://orders.example.com/").scope("read:orders");
+    /// # let _ = (reports, orders);
+    /// ```
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
         self.scope = Some(scope.into());
         self
@@ -114,6 +133,16 @@ impl From<&TokenSet> for AccessToken {
     }
 }
 
+/// The scope a call asks for: as given, with `openid` first when the token is for the login's
+/// audience and the scope lacks it (see [`AccessTokenOptions::scope`]).
+fn call_scope(scope: &str, login_audience: bool) -> String {
+    if login_audience {
+        crate::params::normalize_scope(Some(scope))
+    } else {
+        scope.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
 fn scopes(s: Option<&str>) -> Vec<&str> {
     s.map(|s| s.split_whitespace().collect()).unwrap_or_default()
 }
@@ -144,8 +173,12 @@ impl ServerClient {
     ///
     /// # Errors
     /// [`Error::NotAuthenticated`] without a session; [`Error::MissingRefreshToken`] when a
-    /// refresh is needed and impossible; [`Error::SessionExpired`] (and the session deleted)
-    /// when the provider answers `invalid_grant`; transport and token-endpoint errors.
+    /// refresh is needed and impossible; [`Error::LoginRequired`] when the provider refuses
+    /// the refresh with a "log in again" code (`invalid_grant`: the session is deleted;
+    /// `invalid_scope`, `consent_required`, `login_required`, `interaction_required`: the
+    /// session is kept); [`Error::MfaRequired`] when the token needs a step-up login; for all
+    /// of these [`Error::requires_login`] or the step-up says what to do. Transport and other
+    /// token-endpoint errors otherwise (retry later).
     pub async fn get_access_token(
         &self,
         options: AccessTokenOptions,
@@ -157,7 +190,13 @@ impl ServerClient {
             .audience
             .or_else(|| c.authorization_params.get("audience").map(str::to_owned))
             .unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned());
-        let scope = options.scope.as_deref().filter(|s| !s.trim().is_empty());
+        let login_audience = c.authorization_params.get("audience").unwrap_or(DEFAULT_AUDIENCE);
+        let scope = options
+            .scope
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| call_scope(s, audience == login_audience));
+        let scope = scope.as_deref();
         let deadline = now().saturating_add(c.token_refresh_leeway.as_secs());
         if !options.force_refresh
             && let Some(set) =
@@ -202,7 +241,7 @@ impl ServerClient {
             let state = self.inner.refreshes.state_for(&token);
             let mut guard = state.lock().await;
             let usable = match guard.outcomes.get(&key) {
-                Some(Outcome::Expired) => Some(Outcome::Expired),
+                Some(Outcome::Expired(l)) => Some(Outcome::Expired(l.clone())),
                 Some(Outcome::Refreshed(r))
                     if r.expires_at > deadline && (!force || r.obtained >= started) =>
                 {
@@ -231,10 +270,10 @@ impl ServerClient {
         }
         let refreshed = match outcome {
             Some(Outcome::Refreshed(r)) => r,
-            Some(Outcome::Expired) => {
+            Some(Outcome::Expired(l)) => {
                 tracing::info!("refresh token rejected (invalid_grant); ending the session");
                 self.inner.sessions.delete(jar).await?;
-                return Err(Error::SessionExpired);
+                return Err(Error::LoginRequired(l));
             }
             None => {
                 return Err(Error::InvalidResponse {
@@ -266,12 +305,15 @@ impl ServerClient {
             !(t.audience == set.audience && scopes(t.scope.as_deref()) == scopes(set.scope.as_deref()))
         });
         session.token_sets.push(set.clone());
+        self.before_session_saved(session, crate::hooks::SaveKind::Refresh, false, jar)
+            .await?;
         self.write_session(session, false, jar).await?;
         Ok(set)
     }
 
     /// One refresh request. `invalid_grant` is an outcome (shared with every waiter), other
-    /// failures are errors (the next waiter tries again).
+    /// failures are errors (the next waiter tries again); the other "log in again" codes
+    /// become [`Error::LoginRequired`] with the session kept.
     async fn refresh_request(
         &self,
         refresh_token: &SecretString,
@@ -290,10 +332,17 @@ impl ServerClient {
         }
         let tokens = match self.token_request(form).await {
             Ok(t) => t,
-            Err(Error::Endpoint { error, .. }) if error.error == "invalid_grant" => {
-                return Ok(Outcome::Expired);
+            Err(e) => {
+                let aud = (audience != DEFAULT_AUDIENCE).then_some(audience);
+                let sent = [refresh_token.expose()];
+                if let Error::Endpoint { error, .. } = &e
+                    && error.error == "invalid_grant"
+                    && let Some(l) = login_required(error, aud, scope, &sent, true)
+                {
+                    return Ok(Outcome::Expired(Box::new(l)));
+                }
+                return Err(login_required_error(e, aud, scope, &sent));
             }
-            Err(e) => return Err(e),
         };
         let id_token = self.optional_response_id_token(&tokens).await?;
         Ok(Outcome::Refreshed(Arc::new(Refreshed {
@@ -348,5 +397,15 @@ mod tests {
         assert!(select(&sets, "a", Some("delete")).is_none());
         assert!(select(&sets, "c", None).is_none());
         assert_eq!(select(&sets, "b", None).unwrap().audience, "b");
+    }
+
+    #[test]
+    fn a_call_scope_keeps_openid_for_the_login_audience_only() {
+        assert_eq!(call_scope("read:reports", true), "openid read:reports");
+        assert_eq!(call_scope("profile openid", true), "profile openid");
+        assert_eq!(
+            call_scope(" read:orders  write:orders ", false),
+            "read:orders write:orders"
+        );
     }
 }

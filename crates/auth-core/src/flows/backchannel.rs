@@ -1,15 +1,16 @@
 //! OIDC Back-Channel Logout 1.0: validate the provider's logout token, then end the sessions
 //! it names.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::client::ServerClient;
-use crate::discovery::RefetchSource;
-use crate::error::{Error, LogoutTokenError, Result};
-use crate::id_token::{Claims, SignatureCheck, verified};
-use crate::store::LogoutKey;
+use crate::discovery::{Discovery, KeySet, RefetchSource};
+use crate::error::{Error, IdTokenError, LogoutTokenError, Result};
+use crate::id_token::{Claims, SignatureCheck, verify_signature};
+use crate::store::{LogoutKey, SessionBackend};
 use crate::time::now;
 
 /// The event a logout token must carry (§2.4).
@@ -49,38 +50,31 @@ impl ServerClient {
     pub async fn handle_backchannel_logout(&self, logout_token: &str) -> Result<BackchannelLogout> {
         let c = &self.inner.config;
         let meta = self.metadata().await?;
-        let check = SignatureCheck {
-            allowed_algs: &meta.id_token_signing_alg_values_supported,
-            client_secret: c.symmetric_token_key(),
+        let rules = LogoutTokenRules {
+            signature: SignatureCheck {
+                allowed_algs: &meta.id_token_signing_alg_values_supported,
+                client_secret: c.symmetric_token_key(),
+            },
+            issuer: &meta.issuer,
+            client_id: &c.client_id,
+            leeway: c.clock_leeway.as_secs(),
+            now: now(),
         };
-        // Own refetch slot: anyone can post here, so junk must not spend a login's refetch.
-        let source = RefetchSource::LogoutToken;
-        let (header, claims) = match verified(&self.inner.discovery, logout_token, &check, source).await {
-            Ok(v) => v,
-            Err(Error::IdToken(e)) => return Err(reject(LogoutTokenError::Jws(e))),
-            Err(e) => return Err(e),
-        };
-        let (sid, sub, jti, ttl) = check_logout_claims(
-            &header,
-            &claims,
-            &meta.issuer,
-            &c.client_id,
-            c.clock_leeway.as_secs(),
-            now(),
-        )?;
-
-        let key = match (&sid, &sub) {
-            (Some(sid), _) => LogoutKey::Sid(sid.clone()),
-            (None, Some(sub)) => LogoutKey::Sub(sub.clone()),
-            (None, None) => return Err(reject(LogoutTokenError::MissingSidAndSub)),
-        };
-        // Only a fully valid token may consume its jti, and only a logout that took effect
-        // keeps it consumed: when ending the sessions fails (the provider gets a 503 and
-        // retries), the jti is forgotten so the retry is not refused as a replay.
-        let replay_key = format!("bcl:{}:{jti}", meta.issuer);
-        if !c.backend.remember_once(&replay_key, ttl).await? {
-            return Err(reject(LogoutTokenError::Replayed));
-        }
+        let keys = self.inner.discovery.jwks().await?;
+        let AcceptedLogoutToken {
+            sid,
+            sub,
+            key,
+            replay_key,
+            ..
+        } = accept_logout_token(
+            logout_token,
+            &keys,
+            Some(&self.inner.discovery),
+            &rules,
+            c.backend.as_ref(),
+        )
+        .await?;
         let deleted = match self.apply_logout(&key).await {
             Ok(deleted) => deleted,
             Err(e) => {
@@ -118,6 +112,98 @@ impl ServerClient {
         }
         Ok(deleted)
     }
+}
+
+/// What a logout token is checked against.
+pub(crate) struct LogoutTokenRules<'a> {
+    /// The algorithms (and, for HS*, the key) the signature may use.
+    pub(crate) signature: SignatureCheck<'a>,
+    /// The provider's `iss`.
+    pub(crate) issuer: &'a str,
+    /// Our `client_id`, which `aud` must name.
+    pub(crate) client_id: &'a str,
+    /// Clock skew allowed on `iat` and `exp`, in seconds.
+    pub(crate) leeway: u64,
+    /// The time the token is checked at, seconds since the epoch.
+    pub(crate) now: u64,
+}
+
+/// A logout token that passed every rule and whose `jti` is now consumed.
+#[derive(Debug)]
+pub(crate) struct AcceptedLogoutToken {
+    pub(crate) sid: Option<String>,
+    pub(crate) sub: Option<String>,
+    /// The sessions to end: by `sid` when the token names one, else by `sub`.
+    pub(crate) key: LogoutKey,
+    #[cfg_attr(not(any(test, feature = "internal")), allow(dead_code))]
+    pub(crate) jti: String,
+    /// The backend key that holds the consumed `jti`; released when the logout fails.
+    pub(crate) replay_key: String,
+    /// How long the `jti` is remembered.
+    #[cfg_attr(not(any(test, feature = "internal")), allow(dead_code))]
+    pub(crate) remember_for: Duration,
+}
+
+/// The one validation of a back-channel logout token, used by
+/// [`ServerClient::handle_backchannel_logout`] and (through `crate::internal`) the
+/// `logout_token` fuzz target: the compact JWS verified with `keys` (refetched once from
+/// `refetch` on an unknown `kid`), the §2.6 claim rules ([`check_logout_claims`]), then the
+/// `jti` consumed in `backend`. Only a fully valid token consumes its `jti`.
+///
+/// # Errors
+/// [`Error::LogoutToken`] naming the failed rule ([`LogoutTokenError::Replayed`] for a `jti`
+/// already consumed); transport errors of the refetch; store errors.
+pub(crate) async fn accept_logout_token(
+    token: &str,
+    keys: &Arc<KeySet>,
+    refetch: Option<&Discovery>,
+    rules: &LogoutTokenRules<'_>,
+    backend: &dyn SessionBackend,
+) -> Result<AcceptedLogoutToken> {
+    let jws = |e: IdTokenError| reject(LogoutTokenError::Jws(e));
+    let (header, claims) = match verify_signature(token, keys, &rules.signature) {
+        Err(IdTokenError::UnknownKey) => {
+            // Own refetch slot: anyone can post here, so junk must not spend a login's refetch.
+            let fresh = match refetch {
+                Some(discovery) => {
+                    discovery
+                        .jwks_after_unknown_kid(keys, RefetchSource::LogoutToken)
+                        .await?
+                }
+                None => None,
+            };
+            let fresh = fresh.ok_or(jws(IdTokenError::UnknownKey))?;
+            verify_signature(token, &fresh, &rules.signature).map_err(jws)?
+        }
+        other => other.map_err(jws)?,
+    };
+    let (sid, sub, jti, remember_for) = check_logout_claims(
+        &header,
+        &claims,
+        rules.issuer,
+        rules.client_id,
+        rules.leeway,
+        rules.now,
+    )?;
+    let key = match (&sid, &sub) {
+        (Some(sid), _) => LogoutKey::Sid(sid.clone()),
+        (None, Some(sub)) => LogoutKey::Sub(sub.clone()),
+        (None, None) => return Err(reject(LogoutTokenError::MissingSidAndSub)),
+    };
+    // Only a fully valid token may consume its jti (the caller releases it again when ending
+    // the sessions fails, so the provider's retry is not refused as a replay).
+    let replay_key = format!("bcl:{}:{jti}", rules.issuer);
+    if !backend.remember_once(&replay_key, remember_for).await? {
+        return Err(reject(LogoutTokenError::Replayed));
+    }
+    Ok(AcceptedLogoutToken {
+        sid,
+        sub,
+        key,
+        jti,
+        replay_key,
+        remember_for,
+    })
 }
 
 type Checked = (Option<String>, Option<String>, String, Duration);
@@ -294,6 +380,96 @@ mod tests {
         assert_eq!(run(h.clone(), neither).unwrap_err(), "missing_sid_and_sub");
         assert!(run(h.clone(), without("sid")).is_ok(), "sub alone is enough");
         assert!(run(h, without("sub")).is_ok(), "sid alone is enough");
+    }
+
+    /// The one validation the handler and the fuzz target share: signature, claims, then the
+    /// jti, which only a fully valid token consumes.
+    #[tokio::test]
+    async fn accept_checks_signature_then_claims_then_consumes_the_jti() {
+        use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, encode};
+
+        use crate::discovery::VerificationKey;
+        use crate::store::MemoryBackend;
+
+        const EC1: &str = include_str!("../../testdata/ec1.pem");
+        const EC1_PUB: &str = include_str!("../../testdata/ec1.pub.pem");
+        const RSA1: &str = include_str!("../../testdata/rsa1.pem");
+        let keys = Arc::new(KeySet::for_tests(vec![VerificationKey {
+            kid: Some("e1".into()),
+            alg: None,
+            kty: "EC",
+            key: DecodingKey::from_ec_pem(EC1_PUB.as_bytes()).unwrap(),
+        }]));
+        let sign = |kid: &str, claims: &Value| {
+            let mut h = Header::new(Algorithm::ES256);
+            h.kid = Some(kid.to_owned());
+            h.typ = Some("logout+jwt".into());
+            encode(&h, claims, &EncodingKey::from_ec_pem(EC1.as_bytes()).unwrap()).unwrap()
+        };
+        let algs = vec!["ES256".to_owned(), "RS256".to_owned()];
+        let rules = LogoutTokenRules {
+            signature: SignatureCheck {
+                allowed_algs: &algs,
+                client_secret: None,
+            },
+            issuer: "https://idp/",
+            client_id: "client",
+            leeway: 60,
+            now: NOW,
+        };
+        let backend = MemoryBackend::new();
+        let code = |r: Result<AcceptedLogoutToken>| match r.unwrap_err() {
+            Error::LogoutToken(l) => l.code().to_owned(),
+            other => panic!("not a logout token error: {other:?}"),
+        };
+
+        // Refused claims consume nothing: the same jti is accepted once the token is right.
+        let wrong_aud = sign("e1", &with("aud", json!("other")));
+        let r = accept_logout_token(&wrong_aud, &keys, None, &rules, &backend).await;
+        assert_eq!(code(r), "audience_mismatch");
+        let token = sign("e1", &claims());
+        let ok = accept_logout_token(&token, &keys, None, &rules, &backend)
+            .await
+            .unwrap();
+        assert_eq!(ok.key, LogoutKey::Sid("s1".into()));
+        assert_eq!(
+            (ok.jti.as_str(), ok.replay_key.as_str()),
+            ("j1", "bcl:https://idp/:j1")
+        );
+        assert!(ok.remember_for.as_secs() >= MAX_TOKEN_AGE);
+        let again = accept_logout_token(&token, &keys, None, &rules, &backend).await;
+        assert_eq!(code(again), "replayed");
+
+        // Signature failures: an unknown kid (nothing to refetch from), a key of another type.
+        let unknown = sign("e2", &with("jti", json!("j2")));
+        let r = accept_logout_token(&unknown, &keys, None, &rules, &backend).await;
+        assert!(matches!(
+            r,
+            Err(Error::LogoutToken(LogoutTokenError::Jws(
+                IdTokenError::UnknownKey
+            )))
+        ));
+        let mut h = Header::new(Algorithm::RS256);
+        h.kid = Some("e1".into());
+        let rsa = encode(
+            &h,
+            &with("jti", json!("j3")),
+            &EncodingKey::from_rsa_pem(RSA1.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        let r = accept_logout_token(&rsa, &keys, None, &rules, &backend).await;
+        assert!(matches!(r, Err(Error::LogoutToken(LogoutTokenError::Jws(_)))));
+        assert!(
+            backend
+                .remember_once("bcl:https://idp/:j2", Duration::from_secs(1))
+                .await
+                .unwrap()
+                && backend
+                    .remember_once("bcl:https://idp/:j3", Duration::from_secs(1))
+                    .await
+                    .unwrap(),
+            "a refused signature consumed its jti"
+        );
     }
 
     /// Found by the `logout_token` fuzz target: `exp` near `u64::MAX` overflowed the replay

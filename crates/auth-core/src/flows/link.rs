@@ -281,16 +281,29 @@ impl ServerClient {
                 if let Some(sid) = exchange.claims.get("sid").and_then(Value::as_str) {
                     session.internal.sid = sid.to_owned();
                 }
+                self.before_session_saved(&mut session, save_kind(tx.kind), false, jar)
+                    .await?;
                 self.write_session(&session, false, jar).await?;
             }
             // The session ended while the user was away: the provider vouched for them, so
             // start a fresh one.
             None => {
-                self.write_session(&exchange.new_session(tx), true, jar).await?;
+                let mut session = exchange.new_session(tx);
+                self.before_session_saved(&mut session, save_kind(tx.kind), true, jar)
+                    .await?;
+                self.write_session(&session, true, jar).await?;
             }
         }
         Ok(LinkResult {
             app_state: tx.app_state.clone(),
         })
+    }
+}
+
+/// The hook's name for an account flow's save.
+fn save_kind(kind: TransactionKind) -> crate::hooks::SaveKind {
+    match kind {
+        TransactionKind::Unlink => crate::hooks::SaveKind::Unlink,
+        _ => crate::hooks::SaveKind::Link,
     }
 }

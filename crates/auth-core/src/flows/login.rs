@@ -8,10 +8,11 @@ use url::Url;
 use crate::client::ServerClient;
 use crate::cookies::CookieJar;
 use crate::error::{ConfigError, Result};
+use crate::hooks::SaveKind;
 use crate::params::AuthorizationParams;
 use crate::protocol::authorize::{Par, check_app_state};
 use crate::protocol::callback::CallbackParams;
-use crate::session::{UserClaims, user_claims};
+use crate::session::UserClaims;
 use crate::transaction::{Transaction, TransactionKind};
 
 /// Options for one call of [`ServerClient::start_interactive_login`].
@@ -147,11 +148,14 @@ impl ServerClient {
         jar: &mut dyn CookieJar,
     ) -> Result<LoginResult> {
         let exchange = self.exchange_code(tx, params).await?;
-        self.write_session(&exchange.new_session(tx), true, jar).await?;
+        let mut session = exchange.new_session(tx);
+        self.before_session_saved(&mut session, SaveKind::Login, true, jar)
+            .await?;
+        self.write_session(&session, true, jar).await?;
         tracing::debug!("interactive login completed");
         Ok(LoginResult {
             app_state: tx.app_state.clone(),
-            user: user_claims(exchange.claims),
+            user: session.user,
             authorization_details: exchange.tokens.authorization_details,
         })
     }

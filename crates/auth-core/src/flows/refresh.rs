@@ -32,8 +32,9 @@ const MAX_ENTRIES: usize = 50_000;
 pub(crate) enum Outcome {
     /// New tokens.
     Refreshed(Arc<Refreshed>),
-    /// The provider answered `invalid_grant`: the session is over.
-    Expired,
+    /// The provider answered `invalid_grant`: the session is over (what it said, without
+    /// tokens, for [`crate::Error::LoginRequired`]).
+    Expired(Box<crate::error::LoginRequired>),
 }
 
 pub(crate) struct Refreshed {

@@ -365,7 +365,7 @@ impl ServerClient {
             .get("sid")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty() && s.len() <= 256);
-        let session = fresh_session(
+        let mut session = fresh_session(
             sid,
             user.clone(),
             id_token.clone(),
@@ -378,6 +378,8 @@ impl ServerClient {
                 extra: crate::dpop::token_type_fields(tokens.token_type.as_deref()),
             },
         );
+        self.before_session_saved(&mut session, crate::hooks::SaveKind::Login, true, jar)
+            .await?;
         self.write_session(&session, true, jar).await?;
         tracing::debug!("token exchange completed into a new session");
         Ok(result)

@@ -13,7 +13,7 @@ use url::Url;
 
 use crate::client::ServerClient;
 use crate::discovery::ProviderMetadata;
-use crate::error::{IdTokenError, Result};
+use crate::error::{Error, IdTokenError, LoginRequired, LoginRequiredReason, OAuthError, Result};
 use crate::http;
 use crate::id_token::{self, Expected};
 use crate::secret::SecretString;
@@ -171,6 +171,75 @@ impl ServerClient {
     }
 }
 
+/// A token-endpoint refusal that means "log in again" (see [`LoginRequiredReason`]) as a
+/// [`LoginRequired`] for the token asked for (`audience`, `scope`); `None` for other codes.
+/// `sent` are the secrets the request carried (the refresh token): they, and anything else
+/// that looks like a token, never reach the description.
+pub(crate) fn login_required(
+    error: &OAuthError,
+    audience: Option<&str>,
+    scope: Option<&str>,
+    sent: &[&str],
+    session_ended: bool,
+) -> Option<LoginRequired> {
+    let reason = LoginRequiredReason::from_code(&error.error)?;
+    Some(LoginRequired {
+        reason,
+        description: error
+            .error_description
+            .as_deref()
+            .map(|d| safe_description(d, sent))
+            .filter(|d| !d.is_empty()),
+        status: error.status,
+        session_ended,
+        audience: audience.map(str::to_owned),
+        scope: scope.map(str::to_owned),
+    })
+}
+
+/// [`login_required`] applied to an error: an [`Error::Endpoint`] of that family becomes
+/// [`Error::LoginRequired`] (the session kept); every other error passes unchanged.
+pub(crate) fn login_required_error(
+    error: Error,
+    audience: Option<&str>,
+    scope: Option<&str>,
+    sent: &[&str],
+) -> Error {
+    match error {
+        Error::Endpoint { endpoint, error } => match login_required(&error, audience, scope, sent, false) {
+            Some(l) => Error::LoginRequired(Box::new(l)),
+            None => Error::Endpoint { endpoint, error },
+        },
+        other => other,
+    }
+}
+
+/// A provider's `error_description` fit for logs and errors: control characters removed, the
+/// `sent` secrets and any word that looks like a token (long, token alphabet, with digits)
+/// replaced by `[redacted]`, at most [`LoginRequired::MAX_DESCRIPTION`] bytes.
+pub(crate) fn safe_description(description: &str, sent: &[&str]) -> String {
+    let mut d: String = description
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    for secret in sent.iter().filter(|s| s.len() >= 8) {
+        d = d.replace(secret, "[redacted]");
+    }
+    let words: Vec<&str> = d
+        .split(' ')
+        .map(|w| if looks_like_token(w) { "[redacted]" } else { w })
+        .collect();
+    http::truncate(words.join(" ").trim(), LoginRequired::MAX_DESCRIPTION)
+}
+
+fn looks_like_token(word: &str) -> bool {
+    let w = word.trim_matches(|c: char| "()[]{}<>\"'`,;:".contains(c));
+    w.len() >= 24
+        && w.chars().any(|c| c.is_ascii_digit())
+        && w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.~+/=".contains(c))
+}
+
 /// A fresh session (created now) for `user` with one token set; its id is `sid` (the ID
 /// token's), or a random one.
 pub(crate) fn fresh_session(
@@ -188,6 +257,7 @@ pub(crate) fn fresh_session(
         refresh_token,
         token_sets: vec![token_set],
         connection_token_sets: Vec::new(),
+        app_data: Map::new(),
         internal: Internal {
             sid,
             created_at: now,
@@ -234,5 +304,94 @@ pub(crate) fn check_at_hash(
         Ok(())
     } else {
         Err(IdTokenError::AccessTokenHashMismatch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(code: &str, description: &str, status: u16) -> OAuthError {
+        OAuthError {
+            error: code.into(),
+            error_description: Some(description.into()),
+            status: Some(status),
+        }
+    }
+
+    #[test]
+    fn the_log_in_again_family_is_typed_and_keeps_the_provider_code() {
+        for code in [
+            "invalid_grant",
+            "invalid_scope",
+            "consent_required",
+            "login_required",
+            "interaction_required",
+        ] {
+            let e = Error::Endpoint {
+                endpoint: "token",
+                error: refused(code, "nope", 400),
+            };
+            let e = login_required_error(e, Some("https://api/"), Some("openid read:x"), &[]);
+            assert!(e.requires_login(), "{code}");
+            assert_eq!(e.code(), code);
+            assert_eq!(e.provider_code(), Some(code));
+            let Error::LoginRequired(l) = &e else {
+                panic!("{code}: {e:?}")
+            };
+            assert!(!l.session_ended);
+            assert_eq!(l.audience.as_deref(), Some("https://api/"));
+            assert_eq!(l.status, Some(400));
+        }
+        // Other codes (and mfa_required, its own error) stay what they were.
+        for code in ["invalid_client", "server_error", "mfa_required", "use_dpop_nonce"] {
+            let e = Error::Endpoint {
+                endpoint: "token",
+                error: refused(code, "x", 400),
+            };
+            let e = login_required_error(e, None, None, &[]);
+            assert!(matches!(e, Error::Endpoint { .. }), "{code}");
+            assert!(!e.requires_login(), "{code}");
+            assert_eq!(e.provider_code(), Some(code));
+        }
+        assert!(
+            !login_required_error(Error::NotAuthenticated, None, None, &[])
+                .code()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn descriptions_are_capped_and_never_carry_tokens() {
+        let rt = "v1.MjAyNi0xMi0wNlQxMzo0MDowMFo-refresh";
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJlMTIz";
+        let o = refused(
+            "invalid_grant",
+            &format!(
+                "Unknown or invalid refresh token {rt} (was: {jwt})\r\nscope `read:me` for https://api.example.com/"
+            ),
+            403,
+        );
+        let l = login_required(&o, None, None, &[rt], true).unwrap();
+        let d = l.description.clone().unwrap();
+        assert!(!d.contains("MjAy") && !d.contains("eyJ"), "{d}");
+        assert!(!d.contains('\n'), "{d}");
+        assert!(
+            d.contains("read:me") && d.contains("https://api.example.com/"),
+            "{d}"
+        );
+        let shown = Error::LoginRequired(Box::new(l)).to_string();
+        assert!(shown.contains("log in again"), "{shown}");
+        let long = refused("invalid_scope", &"scope is not allowed ".repeat(100), 400);
+        let d = login_required(&long, None, None, &[], false)
+            .unwrap()
+            .description
+            .unwrap();
+        assert!(
+            d.len() <= LoginRequired::MAX_DESCRIPTION + '…'.len_utf8(),
+            "{}",
+            d.len()
+        );
+        assert!(login_required(&refused("access_denied", "x", 400), None, None, &[], false).is_none());
     }
 }

@@ -16,8 +16,30 @@ use crate::session::SessionData;
 use crate::time::now;
 use crate::transaction::{Transaction, is_valid_state};
 
-/// Most chunks a session may span; more means a forged or broken cookie set.
-const MAX_CHUNKS: usize = 20;
+/// Most cookies a cookie session spans (`{name}_0` … `{name}_19`, each name and value within
+/// about 4 KB): a request carrying more is a forged or broken cookie set (no session), and a
+/// write that would need more is refused with [`crate::Error::SessionTooLarge`].
+pub const MAX_COOKIE_SESSION_CHUNKS: usize = 20;
+
+const MAX_CHUNKS: usize = MAX_COOKIE_SESSION_CHUNKS;
+
+/// The longest sealed session that fits in [`MAX_COOKIE_SESSION_CHUNKS`] cookies named after
+/// `name` (what `write_chunked` puts in each).
+pub(crate) fn max_sealed_len(name: &str) -> usize {
+    (0..MAX_CHUNKS)
+        .map(|i| crate::cookies::chunk_capacity(&format!("{name}_{i}")))
+        .sum()
+}
+
+/// [`crate::Error::SessionTooLarge`] when a session of `json_len` bytes of JSON, once sealed,
+/// would be longer than `limit`.
+pub(crate) fn ensure_fits(json_len: usize, limit: usize) -> Result<()> {
+    let size = crate::seal::Sealer::sealed_len(json_len);
+    if size > limit {
+        return Err(crate::Error::SessionTooLarge { size, limit });
+    }
+    Ok(())
+}
 
 /// The session sealed into `{name}_0`, `{name}_1`, … cookies.
 ///
@@ -33,6 +55,7 @@ pub struct CookieStateStore {
 impl CookieStateStore {
     /// A store sealing with `secrets` (first seals, all open) into cookies named
     /// `{name}_0`, `{name}_1`, … with `attributes` (`max_age` is set per write).
+    #[cfg(any(test, feature = "internal"))]
     #[must_use]
     pub fn new(secrets: &[impl AsRef<str>], name: &str, attributes: CookieAttributes) -> Self {
         Self::with_sealer(
@@ -90,6 +113,9 @@ impl StateStore for CookieStateStore {
     async fn set(&self, session: &SessionData, options: WriteOptions, jar: &mut dyn CookieJar) -> Result<()> {
         let json = serde_json::to_vec(session)
             .map_err(|e| crate::error::StoreError::with_source("serializing the session", e))?;
+        // Refused before anything is written: more chunks than a read accepts would be a
+        // silent logout.
+        ensure_fits(json.len(), max_sealed_len(&self.name))?;
         let sealed = self.sealer.seal(&self.name, &json);
         write_chunked(
             jar,
@@ -120,7 +146,7 @@ const EXTRA_TRANSACTIONS_LOOKED_AT: usize = 4;
 /// cookies a request carries, a login opens and removes at most `max_transactions` + 4 of
 /// them, and a logout removes at most that many.
 #[derive(Debug, Clone)]
-pub struct CookieTransactionStore {
+pub(crate) struct CookieTransactionStore {
     sealer: Arc<Sealer>,
     prefix: String,
     attributes: CookieAttributes,
@@ -545,6 +571,7 @@ pub(super) mod tests {
                 extra: Map::new(),
             }],
             connection_token_sets: vec![],
+            app_data: Map::new(),
             internal: Internal {
                 sid: "sid".into(),
                 created_at: 1,

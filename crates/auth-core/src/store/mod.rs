@@ -1,80 +1,28 @@
-//! Where transactions and sessions live.
+//! Where sessions live on the server: the [`SessionBackend`] seam, implemented in memory by
+//! [`MemoryBackend`] and on Redis by the `auth-redis` crate.
 //!
-//! Stores receive the request's [`CookieJar`]: the stateless cookie stores keep everything in
-//! sealed cookies; stateful stores keep a sealed id in a cookie and the data in a backend.
+//! The session and transaction stores built on it are internal: sessions are sealed into
+//! cookies, or (with [`ServerClientBuilder::session_backend`](crate::ServerClientBuilder::session_backend))
+//! kept in the backend behind a sealed id cookie.
 
 mod backend;
 mod cache;
-mod cookie;
+// `pub` items of these three are reachable only through `crate::internal`.
+#[cfg_attr(not(any(test, feature = "internal")), allow(unreachable_pub))]
+pub(crate) mod cookie;
 mod memory;
-mod server;
+#[cfg_attr(not(any(test, feature = "internal")), allow(unreachable_pub))]
+pub(crate) mod server;
+#[cfg_attr(not(any(test, feature = "internal")), allow(unreachable_pub))]
+pub(crate) mod traits;
 
 pub use backend::{LogoutKey, SessionBackend, SessionKeys};
 pub(crate) use cache::{CachedStateStore, SESSION_CACHE_CAPACITY, SealedStore};
-pub use cookie::{CookieStateStore, CookieTransactionStore};
+pub use cookie::MAX_COOKIE_SESSION_CHUNKS;
+pub(crate) use cookie::{
+    CookieStateStore, CookieTransactionStore, ensure_fits, max_sealed_len as max_cookie_sealed_len,
+};
 pub use memory::MemoryBackend;
-pub use server::ServerSideStateStore;
-
-use async_trait::async_trait;
-
-use crate::cookies::CookieJar;
-use crate::error::Result;
-use crate::session::SessionData;
-use crate::transaction::Transaction;
-
-/// Keeps flows in flight, one per `state`.
-#[async_trait]
-pub trait TransactionStore: Send + Sync + std::fmt::Debug {
-    /// Stores `tx` under its state.
-    async fn set(&self, tx: &Transaction, jar: &mut dyn CookieJar) -> Result<()>;
-    /// The transaction for `state`, if any and not expired.
-    async fn get(&self, state: &str, jar: &mut dyn CookieJar) -> Result<Option<Transaction>>;
-    /// Removes the transaction for `state` (no error when absent).
-    async fn delete(&self, state: &str, jar: &mut dyn CookieJar) -> Result<()>;
-    /// Removes every transaction of this browser (on logout).
-    async fn delete_all(&self, jar: &mut dyn CookieJar) -> Result<()>;
-}
-
-/// How a session write should be stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct WriteOptions {
-    /// When the session ends (seconds since the epoch): cookie `Max-Age` and backend TTL.
-    pub expires_at: u64,
-    /// A new login: stateful stores issue a fresh session id (and drop the old record), so a
-    /// session id planted before login is never promoted (session fixation). Only such a
-    /// write creates a stored session; any other write updates the stored session only while
-    /// it still exists, and fails with [`crate::Error::SessionExpired`] when it was deleted
-    /// meanwhile (a deleted session is never written back).
-    pub new_session: bool,
-}
-
-impl WriteOptions {
-    /// Options for a write.
-    #[must_use]
-    pub fn new(expires_at: u64, new_session: bool) -> Self {
-        Self {
-            expires_at,
-            new_session,
-        }
-    }
-}
-
-/// Keeps the session of the current browser.
-#[async_trait]
-pub trait StateStore: Send + Sync + std::fmt::Debug {
-    /// The session, if any. Anything unreadable counts as no session.
-    async fn get(&self, jar: &mut dyn CookieJar) -> Result<Option<SessionData>>;
-    /// Writes the session.
-    ///
-    /// # Errors
-    /// [`crate::Error::SessionExpired`] when a stateful store's session was deleted since it
-    /// was read (the update is refused, see [`WriteOptions::new_session`]); store errors.
-    async fn set(&self, session: &SessionData, options: WriteOptions, jar: &mut dyn CookieJar) -> Result<()>;
-    /// Ends the session.
-    async fn delete(&self, jar: &mut dyn CookieJar) -> Result<()>;
-    /// Ends every stored session named by a back-channel logout and returns how many, or
-    /// `None` when this store cannot find sessions by key (stateless cookies: the client
-    /// then keeps a logout list instead).
-    async fn delete_by_logout(&self, key: &LogoutKey) -> Result<Option<usize>>;
-}
+pub use server::MAX_SERVER_SESSION_BYTES;
+pub(crate) use server::ServerSideStateStore;
+pub(crate) use traits::{StateStore, TransactionStore, WriteOptions};

@@ -84,6 +84,11 @@ impl ServerSideStateStore {
     }
 }
 
+/// The largest sealed session document a server-side session stores (64 KiB); a write that
+/// would store more is refused with [`crate::Error::SessionTooLarge`] and writes nothing.
+/// (Sealing adds about a third to the JSON: about 48 KiB of session JSON fit.)
+pub const MAX_SERVER_SESSION_BYTES: usize = 64 * 1024;
+
 /// Length of a session id (32 random bytes, base64url).
 const ID_LEN: usize = 43;
 
@@ -131,6 +136,10 @@ impl StateStore for ServerSideStateStore {
     /// [`Error::SessionExpired`] when the record to update is gone (logged out, ended by a
     /// back-channel logout, or expired): nothing is written and the session cookie is removed.
     async fn set(&self, session: &SessionData, options: WriteOptions, jar: &mut dyn CookieJar) -> Result<()> {
+        let json =
+            serde_json::to_vec(session).map_err(|e| StoreError::with_source("serializing the session", e))?;
+        // Refused before anything (an old record included) is touched.
+        super::cookie::ensure_fits(json.len(), MAX_SERVER_SESSION_BYTES)?;
         let existing = self.current_id(&*jar);
         let (id, create) = match existing {
             Some(id) if !options.new_session => (id, false),
@@ -141,8 +150,6 @@ impl StateStore for ServerSideStateStore {
                 (oauth2::CsrfToken::new_random_len(32).secret().clone(), true)
             }
         };
-        let json =
-            serde_json::to_vec(session).map_err(|e| StoreError::with_source("serializing the session", e))?;
         let sealed = self.sealer.seal(&self.record_salt(&id), &json);
         let keys = SessionKeys {
             sid: session.internal.sid.clone(),
