@@ -2,6 +2,7 @@
 //! binaries in `src/bin/` serve.
 #![deny(missing_docs)]
 
+pub mod app;
 pub mod connected_accounts;
 #[cfg(feature = "load")]
 pub mod load;
