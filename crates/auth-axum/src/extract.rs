@@ -4,9 +4,9 @@
 //! need it stores the result in the request extensions, later ones reuse it.
 
 use auth_core::{AccessToken, AccessTokenOptions, ConnectionTokenOptions, UserClaims};
-use axum::extract::{FromRequestParts, OptionalFromRequestParts, OriginalUri};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use http::Extensions;
 use http::request::Parts;
-use http::{Extensions, Uri};
 
 use crate::cookies::AxumCookieJar;
 use crate::error::AuthError;
@@ -179,16 +179,6 @@ impl Session {
     }
 }
 
-/// The login URL that brings the user back to `uri`.
-pub(crate) fn login_location(state: &AuthState, uri: &Uri) -> String {
-    let back = uri.path_and_query().map_or("/", http::uri::PathAndQuery::as_str);
-    let back = crate::return_to::sanitize(back).unwrap_or_else(|| "/".into());
-    let q: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("returnTo", &back)
-        .finish();
-    format!("{}?{q}", state.path("login"))
-}
-
 /// Loads the session once per request, through the request's cookie jar.
 pub(crate) async fn load(
     extensions: &mut Extensions,
@@ -216,13 +206,6 @@ pub(crate) async fn load(
     Ok((state, jar, session))
 }
 
-fn original_uri(parts: &Parts) -> Uri {
-    parts
-        .extensions
-        .get::<OriginalUri>()
-        .map_or_else(|| parts.uri.clone(), |o| o.0.clone())
-}
-
 impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = SessionRejection;
 
@@ -236,7 +219,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
             }),
             None => match state.options().unauthenticated {
                 Unauthenticated::RedirectToLogin => Err(SessionRejection::LoginRequired {
-                    location: login_location(&state, &original_uri(parts)),
+                    location: state.login_location(&crate::request::original_uri(parts)),
                 }),
                 _ => Err(SessionRejection::Unauthenticated(Box::new(
                     crate::responses::unauthenticated(&state, parts),

@@ -57,7 +57,6 @@ use http::{Extensions, HeaderMap, Method, Uri};
 use serde_json::Value;
 
 use crate::error::AuthError;
-use crate::state::AuthOptions;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type SaveHookFn =
@@ -309,122 +308,6 @@ impl BackchannelLogoutEvent {
     }
 }
 
-impl AuthOptions {
-    /// Runs `hook` before a login, refresh, link or unlink writes the session, with the request
-    /// it happens in: a login's or link's callback request, or the request whose handler
-    /// called [`Session::access_token`](crate::Session::access_token) when that refreshed. The
-    /// hook sees and edits the claims and the app data about to be stored
-    /// ([`SessionSave`]: drop claims to keep cookies small, add app data), knows which flow it
-    /// is ([`SessionSave::kind`]), and may abort the save with a [`HookError`]: the flow then
-    /// fails with `hook_refused` (`403`, [`HookError::refuse`]) or `hook_failed` (`503`,
-    /// [`HookError::new`]), the stored session stays as it was, and a failed login answers with
-    /// the error page (or [`on_callback`](Self::on_callback)'s response). Changing `sub` fails
-    /// the save the same way.
-    ///
-    /// Runs after a hook configured on the client with
-    /// [`ServerClientBuilder::before_session_saved`](auth_core::ServerClientBuilder::before_session_saved),
-    /// if any, and only for flows run through [`AuthState::client`](crate::AuthState::client).
-    /// Requests run no extra work for it unless a session is saved (the request head is
-    /// copied once per request that extracts a [`Session`](crate::Session) or
-    /// [`AxumCookieJar`](crate::AxumCookieJar), only when this hook is set).
-    ///
-    /// ```
-    /// use auth_axum::AuthOptions;
-    /// use auth_core::{HookError, SaveKind};
-    ///
-    /// let options = AuthOptions::new().before_session_saved(|mut save, request| async move {
-    ///     // Keep cookies small: only the claims the app reads.
-    ///     save.user_mut().retain(|k, _| ["sub", "name", "email", "org_id"].contains(&k.as_str()));
-    ///     if save.kind() == SaveKind::Login {
-    ///         let locale = request.headers().get("accept-language").and_then(|v| v.to_str().ok());
-    ///         save.app_data_mut().insert("locale".into(), locale.unwrap_or("en").into());
-    ///     }
-    ///     Ok::<_, HookError>(save)
-    /// });
-    /// # let _ = options;
-    /// ```
-    pub fn before_session_saved<F, Fut>(mut self, hook: F) -> Self
-    where
-        F: Fn(SessionSave, RequestHead) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<SessionSave, HookError>> + Send + 'static,
-    {
-        self.hooks.before_session_saved = Some(Arc::new(move |save, head| Box::pin(hook(save, head))));
-        self
-    }
-
-    /// Answers `{base}/callback` with `hook`'s response instead of the default (a redirect to
-    /// `returnTo` on success, the error page or JSON on failure): redirect elsewhere, or render
-    /// the app's own error page. The [`CallbackEvent`] carries the outcome (with `app_state`
-    /// and RAR `authorization_details`) or the typed error, and
-    /// [`CallbackEvent::default_response`] gives the default answer.
-    ///
-    /// The session is written (or, on failure, left unchanged) before the hook runs: a
-    /// successful login is logged in whatever the hook answers. Whatever the hook returns is
-    /// sent as it is (an `Err` of a `Result` response too): give error pages
-    /// `Cache-Control: no-store`. See the [module example](crate::hooks).
-    pub fn on_callback<F, Fut>(mut self, hook: F) -> Self
-    where
-        F: Fn(CallbackEvent) -> Fut + Send + Sync + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: IntoResponse,
-    {
-        self.hooks.on_callback = Some(Arc::new(move |event| {
-            let fut = hook(event);
-            Box::pin(async move { fut.await.into_response() })
-        }));
-        self
-    }
-
-    /// Runs `hook` after `{base}/logout` ended a session, with that session ([`LogoutEvent`]:
-    /// `sub`, `sid`, claims, app data) — for purging what the app keeps about it. Not run when
-    /// the request had no session, or when ending it failed (store down: nothing ended). An
-    /// error from the hook is logged at `warn`; the logout completes all the same (the
-    /// browser is still redirected to the provider's logout).
-    ///
-    /// ```
-    /// use auth_axum::AuthOptions;
-    /// use auth_core::HookError;
-    ///
-    /// let options = AuthOptions::new().on_logout(|event| async move {
-    ///     tracing::info!(sid = event.sid(), "purging the session's drafts");
-    ///     Ok::<_, HookError>(())
-    /// });
-    /// # let _ = options;
-    /// ```
-    pub fn on_logout<F, Fut>(mut self, hook: F) -> Self
-    where
-        F: Fn(LogoutEvent) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), HookError>> + Send + 'static,
-    {
-        self.hooks.on_logout = Some(Arc::new(move |event| Box::pin(hook(event))));
-        self
-    }
-
-    /// Runs `hook` after `{base}/backchannel-logout` accepted a logout token and ended the
-    /// sessions it names ([`BackchannelLogoutEvent`]: the `sid` and/or `sub`) — for purging
-    /// what the app keeps about them. Not run for a refused token. An error from the hook is
-    /// logged at `warn`; the provider still gets `200` (the sessions did end).
-    ///
-    /// ```
-    /// use auth_axum::AuthOptions;
-    /// use auth_core::HookError;
-    ///
-    /// let options = AuthOptions::new().on_backchannel_logout(|event| async move {
-    ///     tracing::info!(sid = ?event.sid(), sub = ?event.sub(), "purging app data");
-    ///     Ok::<_, HookError>(())
-    /// });
-    /// # let _ = options;
-    /// ```
-    pub fn on_backchannel_logout<F, Fut>(mut self, hook: F) -> Self
-    where
-        F: Fn(BackchannelLogoutEvent) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), HookError>> + Send + 'static,
-    {
-        self.hooks.on_backchannel_logout = Some(Arc::new(move |event| Box::pin(hook(event))));
-        self
-    }
-}
-
 /// The client with the options' `before_session_saved` hook installed (the request head
 /// reaches it through the jar's hook context).
 pub(crate) fn install(client: ServerClient, hooks: &Hooks) -> ServerClient {
@@ -466,6 +349,7 @@ fn log_failure(hook: &'static str, e: &HookError) {
 
 #[cfg(test)]
 mod tests {
+    use crate::AuthOptions;
     use auth_core::cookies::CookieJar as _;
     use axum::Router;
     use axum::body::Body;

@@ -5,7 +5,9 @@ use http::StatusCode;
 use http::header::{CACHE_CONTROL, HeaderValue, LOCATION, WWW_AUTHENTICATE};
 
 use crate::error::{AuthError, json_error};
-use crate::responses::UNAUTHENTICATED_TEXT;
+
+/// The `error_description` of the default `401`.
+pub(crate) const UNAUTHENTICATED_TEXT: &str = "Log in to access this resource.";
 
 /// Why a [`crate::Session`] could not be extracted.
 #[derive(Debug)]

@@ -18,3 +18,11 @@ impl RequestAuth {
         Self { state, session: None }
     }
 }
+
+/// The URI the client asked for (before any nesting stripped a prefix).
+pub(crate) fn original_uri(parts: &http::request::Parts) -> http::Uri {
+    parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| parts.uri.clone(), |o| o.0.clone())
+}

@@ -27,7 +27,8 @@ use crate::cookies::AxumCookieJar;
 use crate::error::wants_html;
 use crate::extract::load;
 use crate::rejection::{SessionRejection, redirect};
-use crate::responses::{forbidden, original_uri, unauthenticated};
+use crate::request::original_uri;
+use crate::responses::{forbidden, unauthenticated};
 use crate::state::AuthState;
 
 /// Decides whether a logged-in user may pass; users it refuses get `403`.
@@ -404,7 +405,7 @@ impl<S, P: AuthorizePolicy> RequireAuthService<S, P> {
     fn login_location(&self, state: &AuthState, parts: &Parts) -> String {
         let uri = original_uri(parts);
         let Some(login) = &self.login else {
-            return crate::extract::login_location(state, &uri);
+            return state.login_location(&uri);
         };
         let back = uri.path_and_query().map_or("/", http::uri::PathAndQuery::as_str);
         let back = crate::return_to::sanitize(back).unwrap_or_else(|| "/".into());

@@ -9,14 +9,14 @@
 use std::sync::Arc;
 
 use axum::response::{Html, IntoResponse, Response};
+use http::StatusCode;
 use http::header::{CACHE_CONTROL, HeaderValue, WWW_AUTHENTICATE};
 use http::request::Parts;
-use http::{StatusCode, Uri};
 
 use crate::error::{json_error, wants_html};
+use crate::rejection::UNAUTHENTICATED_TEXT;
+use crate::state::{AuthOptions, CustomResponses};
 
-/// The `error_description` of the default `401`.
-pub(crate) const UNAUTHENTICATED_TEXT: &str = "Log in to access this resource.";
 /// The `error_description` of the default `403`.
 const FORBIDDEN_TEXT: &str = "You do not have access to this resource.";
 
@@ -98,7 +98,7 @@ impl AuthResponses for DefaultResponses {
             let login = parts
                 .extensions
                 .get::<crate::request::RequestAuth>()
-                .map(|auth| crate::extract::login_location(&auth.state, &original_uri(parts)));
+                .map(|auth| auth.state.login_location(&crate::request::original_uri(parts)));
             let link = login
                 .map(|href| format!("<p><a href=\"{}\">Log in</a></p>", escape(&href)))
                 .unwrap_or_default();
@@ -132,20 +132,25 @@ impl AuthResponses for DefaultResponses {
     }
 }
 
-/// The app's [`AuthResponses`] in [`crate::AuthOptions`]; cheap to clone.
-#[derive(Clone)]
-pub(crate) struct Responses(pub(crate) Arc<dyn AuthResponses>);
-
-impl std::fmt::Debug for Responses {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AuthResponses(..)")
+impl AuthOptions {
+    /// Replaces the `401` and `403` answers of [`RequireAuth`](crate::RequireAuth) and of the
+    /// [`Session`](crate::Session) extractor (default [`DefaultResponses`](crate::DefaultResponses):
+    /// JSON, or an HTML page for browsers). See [`AuthResponses`](crate::AuthResponses).
+    pub fn responses(mut self, responses: impl AuthResponses) -> Self {
+        let responses = Arc::new(responses);
+        let forbidden = responses.clone();
+        self.responses = Some(CustomResponses {
+            unauthenticated: Arc::new(move |parts| responses.unauthenticated(parts)),
+            forbidden: Arc::new(move |parts| forbidden.forbidden(parts)),
+        });
+        self
     }
 }
 
 /// The answer to a request without a session: the app's, or the default.
 pub(crate) fn unauthenticated(state: &crate::AuthState, parts: &Parts) -> Response {
     match &state.options().responses {
-        Some(r) => r.0.unauthenticated(parts),
+        Some(r) => (r.unauthenticated)(parts),
         None => DefaultResponses.unauthenticated(parts),
     }
 }
@@ -153,17 +158,9 @@ pub(crate) fn unauthenticated(state: &crate::AuthState, parts: &Parts) -> Respon
 /// The answer to a user the policy refuses: the app's, or the default.
 pub(crate) fn forbidden(state: &crate::AuthState, parts: &Parts) -> Response {
     match &state.options().responses {
-        Some(r) => r.0.forbidden(parts),
+        Some(r) => (r.forbidden)(parts),
         None => DefaultResponses.forbidden(parts),
     }
-}
-
-/// The URI the client asked for (before any nesting stripped a prefix).
-pub(crate) fn original_uri(parts: &Parts) -> Uri {
-    parts
-        .extensions
-        .get::<axum::extract::OriginalUri>()
-        .map_or_else(|| parts.uri.clone(), |o| o.0.clone())
 }
 
 /// A small HTML error page in the style of [`crate::AuthError`]'s, with `no-store`. Every

@@ -282,9 +282,7 @@ async fn require_session(
     let mut jar = jar.clone();
     match auth.client().get_session(&mut jar).await {
         Ok(Some(_)) => None,
-        Ok(None) if crate::error::wants_html(headers) => {
-            Some(redirect(&crate::extract::login_location(auth, uri)))
-        }
+        Ok(None) if crate::error::wants_html(headers) => Some(redirect(&auth.login_location(uri))),
         Ok(None) => Some(unauthorized()),
         Err(e) => Some(AuthError::for_request(e, headers).into_response()),
     }

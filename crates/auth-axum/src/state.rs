@@ -7,6 +7,23 @@ use auth_core::ServerClient;
 use http::HeaderMap;
 use url::Url;
 
+/// One of the app's answers (see [`crate::AuthResponses`]), type-erased so that the options
+/// need not name the trait.
+pub(crate) type Answer = Arc<dyn Fn(&http::request::Parts) -> axum::response::Response + Send + Sync>;
+
+/// The app's `401` and `403` answers, set with [`AuthOptions::responses`].
+#[derive(Clone)]
+pub(crate) struct CustomResponses {
+    pub(crate) unauthenticated: Answer,
+    pub(crate) forbidden: Answer,
+}
+
+impl std::fmt::Debug for CustomResponses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthResponses(..)")
+    }
+}
+
 /// What an unauthenticated request to a `Session` handler gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -38,7 +55,7 @@ pub struct AuthOptions {
     /// The app's hooks (`hooks.rs` holds their setters).
     pub(crate) hooks: crate::hooks::Hooks,
     pub(crate) access_token_audiences: Option<Vec<String>>,
-    pub(crate) responses: Option<crate::responses::Responses>,
+    pub(crate) responses: Option<CustomResponses>,
     pub(crate) optional_session_on_store_error: bool,
 }
 
@@ -218,14 +235,6 @@ impl AuthOptions {
         S: Into<String>,
     {
         self.access_token_audiences = Some(audiences.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Replaces the `401` and `403` answers of [`RequireAuth`](crate::RequireAuth) and of the
-    /// [`Session`](crate::Session) extractor (default [`DefaultResponses`](crate::DefaultResponses):
-    /// JSON, or an HTML page for browsers). See [`AuthResponses`](crate::AuthResponses).
-    pub fn responses(mut self, responses: impl crate::AuthResponses) -> Self {
-        self.responses = Some(crate::responses::Responses(Arc::new(responses)));
         self
     }
 
@@ -424,6 +433,16 @@ impl AuthState {
     }
 
     /// The login path, e.g. `/auth/login`.
+    /// The login URL that brings the user back to `uri` (its path and query, sanitized).
+    pub(crate) fn login_location(&self, uri: &http::Uri) -> String {
+        let back = uri.path_and_query().map_or("/", http::uri::PathAndQuery::as_str);
+        let back = crate::return_to::sanitize(back).unwrap_or_else(|| "/".into());
+        let q: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("returnTo", &back)
+            .finish();
+        format!("{}?{q}", self.path("login"))
+    }
+
     pub(crate) fn path(&self, route: &str) -> String {
         format!("{}/{route}", self.inner.options.base_path)
     }
@@ -540,6 +559,125 @@ fn valid_authority(authority: &str) -> bool {
 }
 
 /// An auth state for unit tests: an https app, proxy headers trusted or not.
+/// The app's hooks (the types are in `hooks.rs`).
+impl AuthOptions {
+    /// Runs `hook` before a login, refresh, link or unlink writes the session, with the request
+    /// it happens in: a login's or link's callback request, or the request whose handler
+    /// called [`Session::access_token`](crate::Session::access_token) when that refreshed. The
+    /// hook sees and edits the claims and the app data about to be stored
+    /// ([`SessionSave`](auth_core::SessionSave): drop claims to keep cookies small, add app data), knows which flow it
+    /// is ([`SessionSave::kind`](auth_core::SessionSave::kind)), and may abort the save with a [`HookError`](auth_core::HookError): the flow then
+    /// fails with `hook_refused` (`403`, [`HookError::refuse`](auth_core::HookError::refuse)) or `hook_failed` (`503`,
+    /// [`HookError::new`](auth_core::HookError::new)), the stored session stays as it was, and a failed login answers with
+    /// the error page (or [`on_callback`](Self::on_callback)'s response). Changing `sub` fails
+    /// the save the same way.
+    ///
+    /// Runs after a hook configured on the client with
+    /// [`ServerClientBuilder::before_session_saved`](auth_core::ServerClientBuilder::before_session_saved),
+    /// if any, and only for flows run through [`AuthState::client`](crate::AuthState::client).
+    /// Requests run no extra work for it unless a session is saved (the request head is
+    /// copied once per request that extracts a [`Session`](crate::Session) or
+    /// [`AxumCookieJar`](crate::AxumCookieJar), only when this hook is set).
+    ///
+    /// ```
+    /// use auth_axum::AuthOptions;
+    /// use auth_core::{HookError, SaveKind};
+    ///
+    /// let options = AuthOptions::new().before_session_saved(|mut save, request| async move {
+    ///     // Keep cookies small: only the claims the app reads.
+    ///     save.user_mut().retain(|k, _| ["sub", "name", "email", "org_id"].contains(&k.as_str()));
+    ///     if save.kind() == SaveKind::Login {
+    ///         let locale = request.headers().get("accept-language").and_then(|v| v.to_str().ok());
+    ///         save.app_data_mut().insert("locale".into(), locale.unwrap_or("en").into());
+    ///     }
+    ///     Ok::<_, HookError>(save)
+    /// });
+    /// # let _ = options;
+    /// ```
+    pub fn before_session_saved<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(auth_core::SessionSave, crate::hooks::RequestHead) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<auth_core::SessionSave, auth_core::HookError>>
+            + Send
+            + 'static,
+    {
+        self.hooks.before_session_saved = Some(Arc::new(move |save, head| Box::pin(hook(save, head))));
+        self
+    }
+
+    /// Answers `{base}/callback` with `hook`'s response instead of the default (a redirect to
+    /// `returnTo` on success, the error page or JSON on failure): redirect elsewhere, or render
+    /// the app's own error page. The [`CallbackEvent`](crate::hooks::CallbackEvent) carries the outcome (with `app_state`
+    /// and RAR `authorization_details`) or the typed error, and
+    /// [`CallbackEvent::default_response`](crate::hooks::CallbackEvent::default_response) gives the default answer.
+    ///
+    /// The session is written (or, on failure, left unchanged) before the hook runs: a
+    /// successful login is logged in whatever the hook answers. Whatever the hook returns is
+    /// sent as it is (an `Err` of a `Result` response too): give error pages
+    /// `Cache-Control: no-store`. See the [module example](crate::hooks).
+    pub fn on_callback<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(crate::hooks::CallbackEvent) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future + Send + 'static,
+        Fut::Output: axum::response::IntoResponse,
+    {
+        self.hooks.on_callback = Some(Arc::new(move |event| {
+            let fut = hook(event);
+            Box::pin(async move { axum::response::IntoResponse::into_response(fut.await) })
+        }));
+        self
+    }
+
+    /// Runs `hook` after `{base}/logout` ended a session, with that session ([`LogoutEvent`](crate::hooks::LogoutEvent):
+    /// `sub`, `sid`, claims, app data) — for purging what the app keeps about it. Not run when
+    /// the request had no session, or when ending it failed (store down: nothing ended). An
+    /// error from the hook is logged at `warn`; the logout completes all the same (the
+    /// browser is still redirected to the provider's logout).
+    ///
+    /// ```
+    /// use auth_axum::AuthOptions;
+    /// use auth_core::HookError;
+    ///
+    /// let options = AuthOptions::new().on_logout(|event| async move {
+    ///     tracing::info!(sid = event.sid(), "purging the session's drafts");
+    ///     Ok::<_, HookError>(())
+    /// });
+    /// # let _ = options;
+    /// ```
+    pub fn on_logout<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(crate::hooks::LogoutEvent) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), auth_core::HookError>> + Send + 'static,
+    {
+        self.hooks.on_logout = Some(Arc::new(move |event| Box::pin(hook(event))));
+        self
+    }
+
+    /// Runs `hook` after `{base}/backchannel-logout` accepted a logout token and ended the
+    /// sessions it names ([`BackchannelLogoutEvent`](crate::hooks::BackchannelLogoutEvent): the `sid` and/or `sub`) — for purging
+    /// what the app keeps about them. Not run for a refused token. An error from the hook is
+    /// logged at `warn`; the provider still gets `200` (the sessions did end).
+    ///
+    /// ```
+    /// use auth_axum::AuthOptions;
+    /// use auth_core::HookError;
+    ///
+    /// let options = AuthOptions::new().on_backchannel_logout(|event| async move {
+    ///     tracing::info!(sid = ?event.sid(), sub = ?event.sub(), "purging app data");
+    ///     Ok::<_, HookError>(())
+    /// });
+    /// # let _ = options;
+    /// ```
+    pub fn on_backchannel_logout<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(crate::hooks::BackchannelLogoutEvent) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), auth_core::HookError>> + Send + 'static,
+    {
+        self.hooks.on_backchannel_logout = Some(Arc::new(move |event| Box::pin(hook(event))));
+        self
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn test_state(trust: bool) -> AuthState {
     test_state_with(AuthOptions::new().trust_proxy_headers(trust))
