@@ -417,6 +417,87 @@ async fn forget_once_releases_a_remembered_key(s: Subject) {
     s.clean_up().await;
 }
 
+/// Issue 14 item 1: the refresh lease. One holder at a time, fencing tokens grow, a release by
+/// a non-holder (or with a stale token) does nothing, and a fenced write succeeds only while
+/// the lease holds the writer's token: a holder whose lease expired and was taken over cannot
+/// overwrite the new holder's record. (The trait defaults do not coordinate: before the
+/// backends overrode them, the second acquire answered `Some(0)` and the stale write went in.)
+async fn refresh_lease_is_exclusive_and_fences_writes(s: Subject) {
+    let b = &s.backend;
+    let k = keys("sid-l", "sub-l");
+    b.set("lease-rec", b"v0", &k, HOUR).await.unwrap();
+    let first = b
+        .acquire_refresh_lease("lease-a", Duration::from_millis(300))
+        .await
+        .unwrap()
+        .expect("a free lease is taken");
+    assert_eq!(
+        b.acquire_refresh_lease("lease-a", HOUR).await.unwrap(),
+        None,
+        "held by the first caller"
+    );
+    let other = b
+        .acquire_refresh_lease("lease-b", HOUR)
+        .await
+        .unwrap()
+        .expect("another key is free");
+    assert!(other > first, "fencing tokens grow");
+    // A non-holder's release does nothing.
+    b.release_refresh_lease("lease-a", first + 1000).await.unwrap();
+    assert_eq!(b.acquire_refresh_lease("lease-a", HOUR).await.unwrap(), None);
+    // The holder writes under its lease.
+    assert!(
+        b.update_fenced("lease-rec", b"v1", &k, HOUR, "lease-a", first)
+            .await
+            .unwrap()
+    );
+    assert_eq!(b.get("lease-rec").await.unwrap().as_deref(), Some(&b"v1"[..]));
+    // The lease expires and is taken over: the stale holder can neither write nor release.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let second = b
+        .acquire_refresh_lease("lease-a", HOUR)
+        .await
+        .unwrap()
+        .expect("an expired lease is taken over");
+    assert!(second > first);
+    assert!(
+        b.update_fenced("lease-rec", b"v2", &k, HOUR, "lease-a", second)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.update_fenced("lease-rec", b"stale", &k, HOUR, "lease-a", first)
+            .await
+            .unwrap(),
+        "a stale holder cannot write"
+    );
+    assert_eq!(b.get("lease-rec").await.unwrap().as_deref(), Some(&b"v2"[..]));
+    b.release_refresh_lease("lease-a", first).await.unwrap();
+    assert_eq!(
+        b.acquire_refresh_lease("lease-a", HOUR).await.unwrap(),
+        None,
+        "a stale release leaves the new holder's lease"
+    );
+    // The holder's release frees it; a fenced write without the lease writes nothing.
+    b.release_refresh_lease("lease-a", second).await.unwrap();
+    assert!(
+        !b.update_fenced("lease-rec", b"v3", &k, HOUR, "lease-a", second)
+            .await
+            .unwrap()
+    );
+    assert!(b.acquire_refresh_lease("lease-a", HOUR).await.unwrap().is_some());
+    // A fenced write never recreates a deleted record.
+    let held = b.acquire_refresh_lease("lease-c", HOUR).await.unwrap().unwrap();
+    b.delete("lease-rec").await.unwrap();
+    assert!(
+        !b.update_fenced("lease-rec", b"v4", &k, HOUR, "lease-c", held)
+            .await
+            .unwrap()
+    );
+    assert_eq!(b.get("lease-rec").await.unwrap(), None);
+    s.clean_up().await;
+}
+
 /// `backend_suite!(kind, make_subject)`: one module per backend, one `#[tokio::test]` per
 /// shared test function.
 macro_rules! backend_suite {
@@ -426,7 +507,7 @@ macro_rules! backend_suite {
             delete_by_ignores_expired_and_moved_sessions, logout_times_keep_the_latest_and_expire,
             remember_once_is_true_once_then_expires, large_binary_values_round_trip,
             concurrent_sets_from_fifty_tasks, update_never_recreates_a_deleted_session,
-            forget_once_releases_a_remembered_key);
+            forget_once_releases_a_remembered_key, refresh_lease_is_exclusive_and_fences_writes);
     };
     (@tests $kind:ident, $make:expr; $($test:ident),+) => {
         mod $kind {

@@ -261,6 +261,27 @@ impl ServerClient {
         self.inner.sessions.set(session, options, jar).await
     }
 
+    /// Writes the refreshed session only while the refresh lease `lease_key` is held with
+    /// `token` (server-side sessions; cookie sessions just write): `Ok(false)` when the lease
+    /// was lost and nothing was written.
+    ///
+    /// # Errors
+    /// As [`write_session`](Self::write_session).
+    pub(crate) async fn write_session_fenced(
+        &self,
+        session: &SessionData,
+        lease_key: &str,
+        token: u64,
+        jar: &mut dyn CookieJar,
+    ) -> Result<bool> {
+        let expires_at = self.inner.config.lifetimes.expires_at(session);
+        let options = WriteOptions::new(expires_at, false);
+        self.inner
+            .sessions
+            .set_fenced(session, options, lease_key, token, jar)
+            .await
+    }
+
     pub(crate) async fn end_sessions(&self, key: &LogoutKey) -> Result<Option<usize>> {
         self.inner.sessions.delete_by_logout(key).await
     }

@@ -38,6 +38,9 @@ pub(crate) struct CookieSettings {
     pub(crate) max_transactions: usize,
 }
 
+/// Added to the request timeout for the refresh lease's TTL (see `Config::refresh_lease_ttl`).
+const REFRESH_LEASE_MARGIN: Duration = Duration::from_secs(5);
+
 /// Validated settings shared by every flow.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -70,6 +73,9 @@ pub(crate) struct Config {
     pub(crate) lifetimes: crate::lifetime::Lifetimes,
     pub(crate) backend: std::sync::Arc<dyn crate::store::SessionBackend>,
     pub(crate) server_side_sessions: bool,
+    /// How long a refresh lease of a server-side session lasts (`flows/access_token.rs`):
+    /// longer than a token request may take (the request timeout, plus a margin).
+    pub(crate) refresh_lease_ttl: Duration,
     pub(crate) cookies: CookieSettings,
     /// Auth0 telemetry (`Auth0-Client` header, `auth0Client` for Auth0 domains).
     pub(crate) telemetry: bool,
@@ -694,6 +700,13 @@ impl ServerClientBuilder {
             self.cookie_domain.as_deref(),
             form_post,
         )?;
+        // With the client's own HTTP client its timeouts are unknown: assume the default.
+        let refresh_lease_ttl = if self.http_client.is_some() {
+            Self::default().request_timeout
+        } else {
+            self.request_timeout
+        }
+        .saturating_add(REFRESH_LEASE_MARGIN);
         let http = match self.http_client {
             Some(c) => c,
             None => {
@@ -747,6 +760,7 @@ impl ServerClientBuilder {
                 .backend
                 .unwrap_or_else(|| std::sync::Arc::new(crate::store::MemoryBackend::new())),
             server_side_sessions: self.server_side_sessions,
+            refresh_lease_ttl,
             telemetry: self.telemetry,
             cookies: CookieSettings {
                 session_name: session_cookie_name,

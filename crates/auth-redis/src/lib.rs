@@ -45,6 +45,8 @@
 //! | `{p}lo:sid:{sid}` | string | latest logout time (seconds since the epoch, decimal) | the TTL given when the latest time was recorded |
 //! | `{p}lo:sub:{sub}` | string | as above, for a user | as above |
 //! | `{p}once:{key}` | string | `1` | the TTL given (`SET NX PX`) |
+//! | `{p}lease:{key}` | string | the fencing token of the refresh lease's holder (decimal) | the lease's TTL |
+//! | `{p}lease:seq` | string | the last fencing token handed out (`INCR`) | none |
 //! | `{p}lo:all` | sorted set | members `sid:{sid}` / `sub:{sub}` of the logout list, scored by when each expires (epoch ms); expired members are trimmed on each record | extended to at least each logout's TTL |
 //! | `{p}lo:ver` | string | a new unique value on every recorded logout (for in-process copies of the logout list to notice changes) | as above |
 //!
@@ -78,6 +80,12 @@
 //!   and at most once per refresh interval one script compares `lo:ver` and, when it changed,
 //!   returns the live entries of `lo:all` to merge in.
 //! - `logout_time` is one `MGET`; `remember_once` is one `SET NX PX`; `forget_once` one `DEL`.
+//! - `acquire_refresh_lease` sets the lease (`SET PX`) only when it does not exist, with a
+//!   fencing token from `INCR` on `lease:seq` (so tokens only grow, and a refused attempt uses
+//!   none); `release_refresh_lease` deletes it only while it holds the caller's token
+//!   (compare-and-delete); `update_fenced` is `update` preceded, in the same script, by the
+//!   check that the lease still holds the caller's token, so a holder whose lease expired
+//!   never overwrites the token set of the one that took over.
 //!
 //! Because the scripts derive index keys from stored data, this backend targets a standalone
 //! Redis (or a primary behind Sentinel / a managed failover endpoint), not Redis Cluster.
@@ -146,9 +154,43 @@ return 1
 
 /// [`SET_SCRIPT`] only when the session still exists; returns 1 when written, 0 when gone.
 /// Same KEYS and ARGV.
-static UPDATE_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+static UPDATE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(UPDATE_BODY));
+
+/// [`UPDATE_SCRIPT`] only while the refresh lease still holds the fencing token; returns 1
+/// when written, 0 when the lease is lost or the session gone. KEYS: as `UPDATE_SCRIPT`, then
+/// the lease. ARGV: as `UPDATE_SCRIPT`, then the fencing token.
+static UPDATE_FENCED_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "if redis.call('GET', KEYS[4]) ~= ARGV[7] then return 0 end\n{UPDATE_BODY}"
+    ))
+});
+
+/// Takes a refresh lease when free, with a fencing token from the lease counter. KEYS: lease,
+/// counter. ARGV: ttl ms. Returns the token, or nil while the lease is held.
+static ACQUIRE_LEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local t = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], t, 'PX', ARGV[1])
+return t
+",
+    )
+});
+
+/// Deletes a refresh lease only when it still holds the fencing token. KEYS: lease. ARGV:
+/// token.
+static RELEASE_LEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+",
+    )
+});
+
+/// The body of [`UPDATE_SCRIPT`].
+const UPDATE_BODY: &str = r"
 if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
 local ttl = tonumber(ARGV[2])
 local id, sid, sub, p = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -163,9 +205,7 @@ redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'sid', sid, 'sub', sub)
 redis.call('PEXPIRE', KEYS[1], ttl)
 return 1
-",
-    )
-});
+";
 
 /// Deletes one session and its index entries. KEYS: session. ARGV: id, prefix.
 static DELETE_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
@@ -572,6 +612,10 @@ impl RedisBackend {
         call
     }
 
+    fn lease_key(&self, key: &str) -> String {
+        format!("{}lease:{key}", self.prefix)
+    }
+
     fn index_key(&self, key: &LogoutKey) -> String {
         match key {
             LogoutKey::Sid(sid) => format!("{}sid:{sid}", self.prefix),
@@ -688,6 +732,48 @@ impl SessionBackend for RedisBackend {
         let call = self.record_write(&UPDATE_SCRIPT, id, value, keys, ttl);
         let written = self
             .run("update", async move { call.invoke_async::<i64>(&mut conn).await })
+            .await?;
+        Ok(written == 1)
+    }
+
+    async fn acquire_refresh_lease(&self, key: &str, ttl: Duration) -> Result<Option<u64>, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut call = ACQUIRE_LEASE_SCRIPT.prepare_invoke();
+        call.key(self.lease_key(key))
+            .key(format!("{}lease:seq", self.prefix))
+            .arg(ttl_ms(ttl));
+        self.run("acquire_refresh_lease", async move {
+            call.invoke_async::<Option<u64>>(&mut conn).await
+        })
+        .await
+    }
+
+    async fn release_refresh_lease(&self, key: &str, token: u64) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let mut call = RELEASE_LEASE_SCRIPT.prepare_invoke();
+        call.key(self.lease_key(key)).arg(token.to_string());
+        self.run("release_refresh_lease", async move {
+            call.invoke_async::<()>(&mut conn).await
+        })
+        .await
+    }
+
+    async fn update_fenced(
+        &self,
+        id: &str,
+        value: &[u8],
+        keys: &SessionKeys,
+        ttl: Duration,
+        lease_key: &str,
+        token: u64,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut call = self.record_write(&UPDATE_FENCED_SCRIPT, id, value, keys, ttl);
+        call.key(self.lease_key(lease_key)).arg(token.to_string());
+        let written = self
+            .run("update_fenced", async move {
+                call.invoke_async::<i64>(&mut conn).await
+            })
             .await?;
         Ok(written == 1)
     }

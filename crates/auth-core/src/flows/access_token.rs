@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use std::sync::Arc;
 
-use super::refresh::{Outcome, Refreshed, outcome_key};
+use super::refresh::{Outcome, Refreshed, lease_key, outcome_key};
 use crate::client::ServerClient;
 use crate::cookies::CookieJar;
 use crate::error::{Error, Result};
@@ -133,6 +133,25 @@ impl From<&TokenSet> for AccessToken {
     }
 }
 
+/// First and longest pause between looks at the session record while another instance holds
+/// the refresh lease.
+const LEASE_POLL_FIRST: std::time::Duration = std::time::Duration::from_millis(20);
+const LEASE_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// A refresh lease held in the backend.
+struct Lease {
+    key: String,
+    token: u64,
+}
+
+/// What taking the refresh lease gave.
+enum Leased {
+    /// This request refreshes, and writes under the lease.
+    Holder(Lease),
+    /// Another instance refreshed: its token set, as stored, and as an outcome to share.
+    Adopted(TokenSet, Arc<Refreshed>),
+}
+
 /// The scope a call asks for: as given, with `openid` first when the token is for the login's
 /// audience and the scope lacks it (see [`AccessTokenOptions::scope`]).
 fn call_scope(scope: &str, login_audience: bool) -> String {
@@ -236,6 +255,12 @@ impl ServerClient {
         let key = outcome_key(audience, scope);
         let mut token = refresh_token.clone();
         let mut outcome = None;
+        // This call's own token request (not an outcome shared by another request).
+        let mut produced_here = false;
+        // Server-side sessions: the cross-instance lease held for the write, or the record
+        // another instance refreshed.
+        let mut lease: Option<Lease> = None;
+        let mut adopted: Option<TokenSet> = None;
         // Follow rotations: at most a few hops (one per audience refreshed concurrently).
         for _ in 0..8 {
             let state = self.inner.refreshes.state_for(&token);
@@ -258,7 +283,31 @@ impl ServerClient {
                 token = next;
                 continue;
             }
-            let fresh = self.refresh_request(&token, audience, scope).await?;
+            let fresh = if self.inner.config.server_side_sessions {
+                match self
+                    .take_lease(session, &token, audience, scope, &key, jar)
+                    .await?
+                {
+                    Leased::Holder(l) => match self.refresh_request(&token, audience, scope).await {
+                        Ok(fresh) => {
+                            lease = Some(l);
+                            produced_here = true;
+                            fresh
+                        }
+                        Err(e) => {
+                            self.release_lease(&l).await;
+                            return Err(e);
+                        }
+                    },
+                    Leased::Adopted(set, refreshed) => {
+                        adopted = Some(set);
+                        Outcome::Refreshed(refreshed)
+                    }
+                }
+            } else {
+                produced_here = true;
+                self.refresh_request(&token, audience, scope).await?
+            };
             if let Outcome::Refreshed(r) = &fresh
                 && r.refresh_token != token
             {
@@ -268,6 +317,38 @@ impl ServerClient {
             outcome = Some(fresh);
             break;
         }
+        let result = self
+            .apply_refresh(
+                session,
+                outcome,
+                produced_here,
+                adopted,
+                lease.as_ref(),
+                audience,
+                jar,
+            )
+            .await;
+        if let Some(l) = &lease {
+            self.release_lease(l).await;
+        }
+        result
+    }
+
+    /// Applies a refresh outcome to the caller's session and writes it: fenced by `lease` when
+    /// this call refreshed under one; not at all for a server-side session whose record was
+    /// written by whoever refreshed (`adopted` from another instance, or an outcome shared by
+    /// another request of this process).
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_refresh(
+        &self,
+        session: &mut SessionData,
+        outcome: Option<Outcome>,
+        produced_here: bool,
+        adopted: Option<TokenSet>,
+        lease: Option<&Lease>,
+        audience: &str,
+        jar: &mut dyn CookieJar,
+    ) -> Result<TokenSet> {
         let refreshed = match outcome {
             Some(Outcome::Refreshed(r)) => r,
             Some(Outcome::Expired(l)) => {
@@ -291,6 +372,9 @@ impl ServerClient {
             session.user = user_claims(claims.clone());
             session.id_token = Some(id_token.clone());
         }
+        if let Some(set) = adopted {
+            return Ok(set);
+        }
         session.refresh_token = Some(refreshed.refresh_token.clone());
         let set = TokenSet {
             audience: audience.to_owned(),
@@ -305,10 +389,134 @@ impl ServerClient {
             !(t.audience == set.audience && scopes(t.scope.as_deref()) == scopes(set.scope.as_deref()))
         });
         session.token_sets.push(set.clone());
+        if self.inner.config.server_side_sessions && !produced_here {
+            // The request that refreshed wrote the record.
+            return Ok(set);
+        }
         self.before_session_saved(session, crate::hooks::SaveKind::Refresh, false, jar)
             .await?;
-        self.write_session(session, false, jar).await?;
+        match lease {
+            Some(l) => {
+                if !self.write_session_fenced(session, &l.key, l.token, jar).await? {
+                    tracing::warn!(
+                        "refresh lease expired before the refreshed session was written; \
+                         the token set of the lease's next holder is kept"
+                    );
+                }
+            }
+            None => self.write_session(session, false, jar).await?,
+        }
         Ok(set)
+    }
+
+    /// Takes the cross-instance refresh lease for (refresh token, audience, scope), or waits
+    /// for whoever holds it to store a fresh token set (polling the record with back-off,
+    /// 20 ms doubling to 200 ms); takes the lease over when it expires without one (its holder
+    /// died).
+    ///
+    /// # Errors
+    /// [`Error::SessionExpired`] when the record is gone meanwhile (logout, or the holder's
+    /// refresh was refused and ended the session); [`Error::Store`] when no token set arrived
+    /// within twice the lease TTL, and backend errors.
+    async fn take_lease(
+        &self,
+        session: &SessionData,
+        token: &SecretString,
+        audience: &str,
+        scope: Option<&str>,
+        key: &(String, String),
+        jar: &mut dyn CookieJar,
+    ) -> Result<Leased> {
+        let c = &self.inner.config;
+        let lease_key = lease_key(token, key);
+        let ttl = c.refresh_lease_ttl;
+        let held = select(&session.token_sets, audience, scope).map(|t| t.access_token.clone());
+        let give_up = std::time::Instant::now() + ttl.saturating_mul(2);
+        let mut delay = LEASE_POLL_FIRST;
+        loop {
+            if let Some(t) = c.backend.acquire_refresh_lease(&lease_key, ttl).await? {
+                let lease = Lease {
+                    key: lease_key,
+                    token: t,
+                };
+                // Another instance may have refreshed between this request's read and the lease.
+                return match self
+                    .refreshed_elsewhere(token, held.as_ref(), audience, scope, jar)
+                    .await
+                {
+                    Ok(None) => Ok(Leased::Holder(lease)),
+                    other => {
+                        self.release_lease(&lease).await;
+                        other?
+                            .map(|(s, r)| Leased::Adopted(s, r))
+                            .ok_or(Error::SessionExpired)
+                    }
+                };
+            }
+            tokio::time::sleep(delay).await;
+            delay = delay.saturating_mul(2).min(LEASE_POLL_MAX);
+            if let Some((set, r)) = self
+                .refreshed_elsewhere(token, held.as_ref(), audience, scope, jar)
+                .await?
+            {
+                return Ok(Leased::Adopted(set, r));
+            }
+            if std::time::Instant::now() >= give_up {
+                return Err(crate::error::StoreError::new(
+                    "no refreshed token set from the instance holding the refresh lease; retry",
+                )
+                .into());
+            }
+        }
+    }
+
+    /// The stored session's token set for (audience, scope) when it is fresh and not the one
+    /// this request held (so another instance refreshed), as an outcome to share.
+    async fn refreshed_elsewhere(
+        &self,
+        token: &SecretString,
+        held: Option<&SecretString>,
+        audience: &str,
+        scope: Option<&str>,
+        jar: &mut dyn CookieJar,
+    ) -> Result<Option<(TokenSet, Arc<Refreshed>)>> {
+        // Server-side reads fetch the record from the backend every time; the opened-session
+        // cache only skips opening bytes it has opened before.
+        let record = self
+            .inner
+            .sessions
+            .read(jar)
+            .await?
+            .ok_or(Error::SessionExpired)?;
+        let deadline = now().saturating_add(self.inner.config.token_refresh_leeway.as_secs());
+        let Some(set) = select(&record.token_sets, audience, scope)
+            .filter(|t| t.expires_at > deadline && Some(&t.access_token) != held)
+        else {
+            return Ok(None);
+        };
+        let refreshed = Refreshed {
+            access_token: set.access_token.clone(),
+            token_type: Some(set.token_type().to_owned()),
+            expires_at: set.expires_at,
+            scope: set.scope.clone(),
+            refresh_token: record.refresh_token.clone().unwrap_or_else(|| token.clone()),
+            id_token: None,
+            obtained: std::time::Instant::now(),
+        };
+        Ok(Some((set.clone(), Arc::new(refreshed))))
+    }
+
+    /// Releases a refresh lease; a failure only delays the next refresh (the lease expires).
+    async fn release_lease(&self, lease: &Lease) {
+        if let Err(e) = self
+            .inner
+            .config
+            .backend
+            .release_refresh_lease(&lease.key, lease.token)
+            .await
+        {
+            tracing::warn!(error = %e, "releasing the refresh lease failed; it expires by itself");
+        }
     }
 
     /// One refresh request. `invalid_grant` is an outcome (shared with every waiter), other

@@ -11,7 +11,12 @@
 //! - a caller that needs another audience follows the rotation and refreshes with the new
 //!   token.
 //!
-//! This is per process; instances behind a load balancer each hold their own window.
+//! This is per process. Across instances sharing a backend (server-side sessions), the one
+//! request per process that would refresh first takes a lease in the backend
+//! ([`crate::store::SessionBackend::acquire_refresh_lease`], keyed by [`lease_key`]): the
+//! holder refreshes and writes the new token set fenced by the lease; the other instances wait
+//! for the record to hold a fresh token set and use it (`flows/access_token.rs`). Cookie
+//! sessions have no shared record to wait on: each instance keeps its own window.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -102,4 +107,50 @@ pub(crate) fn outcome_key(audience: &str, scope: Option<&str>) -> (String, Strin
     s.sort_unstable();
     s.dedup();
     (audience.to_owned(), s.join(" "))
+}
+
+/// The refresh-lease key for refreshing with `refresh_token` for (audience, scope): hashes
+/// only, so no backend key names the token.
+pub(crate) fn lease_key(refresh_token: &SecretString, key: &(String, String)) -> String {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let token = Sha256::digest(refresh_token.expose().as_bytes());
+    let target = Sha256::new()
+        .chain_update(key.0.as_bytes())
+        .chain_update([0])
+        .chain_update(key.1.as_bytes())
+        .finalize();
+    format!(
+        "refresh:{}:{}",
+        URL_SAFE_NO_PAD.encode(token),
+        URL_SAFE_NO_PAD.encode(target)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_keys_name_no_token_and_separate_token_audience_and_scope() {
+        let rt = SecretString::new("rt-secret-value".to_owned());
+        let key = lease_key(&rt, &outcome_key("default", Some("openid profile")));
+        assert!(!key.contains("rt-secret-value"), "{key}");
+        assert!(key.starts_with("refresh:"), "{key}");
+        // Scope order and repeats do not matter; token, audience and scope do.
+        assert_eq!(
+            key,
+            lease_key(&rt, &outcome_key("default", Some("profile openid openid")))
+        );
+        let other_rt = SecretString::new("rt-other".to_owned());
+        for other in [
+            lease_key(&other_rt, &outcome_key("default", Some("openid profile"))),
+            lease_key(&rt, &outcome_key("https://api/", Some("openid profile"))),
+            lease_key(&rt, &outcome_key("default", Some("openid"))),
+            // The separator keeps (audience, scope) pairs apart.
+            lease_key(&rt, &outcome_key("default openid", Some("profile"))),
+        ] {
+            assert_ne!(key, other);
+        }
+    }
 }

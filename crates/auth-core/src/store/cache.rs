@@ -122,6 +122,20 @@ impl CachedStateStore {
         self.inner.set(session, options, jar).await
     }
 
+    /// Writes through to the store ([`StateStore::set_fenced`]).
+    pub(crate) async fn set_fenced(
+        &self,
+        session: &SessionData,
+        options: WriteOptions,
+        lease_key: &str,
+        token: u64,
+        jar: &mut dyn CookieJar,
+    ) -> Result<bool> {
+        self.inner
+            .set_fenced(session, options, lease_key, token, jar)
+            .await
+    }
+
     /// Deletes through the store ([`StateStore::delete`]).
     pub(crate) async fn delete(&self, jar: &mut dyn CookieJar) -> Result<()> {
         self.inner.delete(jar).await
@@ -142,6 +156,17 @@ impl StateStore for CachedStateStore {
 
     async fn set(&self, session: &SessionData, options: WriteOptions, jar: &mut dyn CookieJar) -> Result<()> {
         CachedStateStore::set(self, session, options, jar).await
+    }
+
+    async fn set_fenced(
+        &self,
+        session: &SessionData,
+        options: WriteOptions,
+        lease_key: &str,
+        token: u64,
+        jar: &mut dyn CookieJar,
+    ) -> Result<bool> {
+        CachedStateStore::set_fenced(self, session, options, lease_key, token, jar).await
     }
 
     async fn delete(&self, jar: &mut dyn CookieJar) -> Result<()> {

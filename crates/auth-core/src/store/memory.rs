@@ -49,6 +49,10 @@ struct Inner {
     sessions: HashMap<String, Entry>,
     by_key: HashMap<LogoutKey, HashSet<String>>,
     once: HashMap<String, Instant>,
+    /// Refresh leases: fencing token and expiry by key.
+    leases: HashMap<String, (u64, Instant)>,
+    /// The last fencing token handed out.
+    lease_seq: u64,
     last_sweep: Option<Instant>,
 }
 
@@ -98,6 +102,14 @@ impl Inner {
             !ids.is_empty()
         });
         self.once.retain(|_, exp| *exp > now);
+        self.leases.retain(|_, (_, exp)| *exp > now);
+    }
+
+    /// Whether the refresh lease `key` is live and held with `token`.
+    fn holds_lease(&self, key: &str, token: u64, now: Instant) -> bool {
+        self.leases
+            .get(key)
+            .is_some_and(|(t, exp)| *t == token && *exp > now)
     }
 
     /// Stores `value` under `id` (replacing any record), indexed by `keys`.
@@ -159,6 +171,46 @@ impl SessionBackend for MemoryBackend {
         let mut g = self.lock()?;
         // Checked and written under one lock: a delete cannot slip in between.
         if g.sessions.get(id).is_none_or(|e| e.expires <= now) {
+            return Ok(false);
+        }
+        g.put(id, value, keys, now + ttl);
+        Ok(true)
+    }
+
+    async fn acquire_refresh_lease(&self, key: &str, ttl: Duration) -> Result<Option<u64>, StoreError> {
+        let now = Instant::now();
+        let mut g = self.lock()?;
+        g.sweep(now);
+        if g.leases.get(key).is_some_and(|(_, exp)| *exp > now) {
+            return Ok(None);
+        }
+        g.lease_seq += 1;
+        let token = g.lease_seq;
+        g.leases.insert(key.to_owned(), (token, now + ttl));
+        Ok(Some(token))
+    }
+
+    async fn release_refresh_lease(&self, key: &str, token: u64) -> Result<(), StoreError> {
+        let mut g = self.lock()?;
+        if g.leases.get(key).is_some_and(|(t, _)| *t == token) {
+            g.leases.remove(key);
+        }
+        Ok(())
+    }
+
+    async fn update_fenced(
+        &self,
+        id: &str,
+        value: &[u8],
+        keys: &SessionKeys,
+        ttl: Duration,
+        lease_key: &str,
+        token: u64,
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut g = self.lock()?;
+        // Lease, record and write under one lock.
+        if !g.holds_lease(lease_key, token, now) || g.sessions.get(id).is_none_or(|e| e.expires <= now) {
             return Ok(false);
         }
         g.put(id, value, keys, now + ttl);

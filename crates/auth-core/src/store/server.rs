@@ -136,6 +136,50 @@ impl StateStore for ServerSideStateStore {
     /// [`Error::SessionExpired`] when the record to update is gone (logged out, ended by a
     /// back-channel logout, or expired): nothing is written and the session cookie is removed.
     async fn set(&self, session: &SessionData, options: WriteOptions, jar: &mut dyn CookieJar) -> Result<()> {
+        self.write(session, options, None, jar).await.map(|_| ())
+    }
+
+    /// An update of the existing record ([`SessionBackend::update_fenced`]), only while the
+    /// refresh lease is held with `token`; `Ok(false)` when the lease was lost (the record,
+    /// written meanwhile by the lease's new holder, is left alone).
+    ///
+    /// # Errors
+    /// As [`set`](Self::set): [`Error::SessionExpired`] when the record is gone.
+    async fn set_fenced(
+        &self,
+        session: &SessionData,
+        options: WriteOptions,
+        lease_key: &str,
+        token: u64,
+        jar: &mut dyn CookieJar,
+    ) -> Result<bool> {
+        self.write(session, options, Some((lease_key, token)), jar).await
+    }
+
+    async fn delete(&self, jar: &mut dyn CookieJar) -> Result<()> {
+        let id = self.current_id(&*jar);
+        remove_chunked(jar, &self.name, &self.attributes);
+        if let Some(id) = id {
+            self.backend.delete(&id).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_by_logout(&self, key: &LogoutKey) -> Result<Option<usize>> {
+        Ok(Some(self.backend.delete_by(key).await?))
+    }
+}
+
+impl ServerSideStateStore {
+    /// [`StateStore::set`], fenced by a refresh lease when `fence` is given (an update only):
+    /// `Ok(false)` when the lease was lost.
+    async fn write(
+        &self,
+        session: &SessionData,
+        options: WriteOptions,
+        fence: Option<(&str, u64)>,
+        jar: &mut dyn CookieJar,
+    ) -> Result<bool> {
         let json =
             serde_json::to_vec(session).map_err(|e| StoreError::with_source("serializing the session", e))?;
         // Refused before anything (an old record included) is touched.
@@ -165,11 +209,26 @@ impl StateStore for ServerSideStateStore {
         // at a missing record.
         if create {
             self.backend.set(&id, sealed.as_bytes(), &keys, ttl).await?;
-        } else if !self.backend.update(&id, sealed.as_bytes(), &keys, ttl).await? {
-            // Deleted since this request read it: never write it back.
-            tracing::debug!("session record gone before an update; not recreating it");
-            remove_chunked(jar, &self.name, &self.attributes);
-            return Err(Error::SessionExpired);
+        } else {
+            let written = match fence {
+                Some((lease_key, token)) => {
+                    self.backend
+                        .update_fenced(&id, sealed.as_bytes(), &keys, ttl, lease_key, token)
+                        .await?
+                }
+                None => self.backend.update(&id, sealed.as_bytes(), &keys, ttl).await?,
+            };
+            if !written {
+                if fence.is_some() && self.backend.get(&id).await?.is_some() {
+                    // The lease expired and was taken over: the record is the new holder's.
+                    tracing::warn!("refresh lease lost before the write; keeping the stored token set");
+                    return Ok(false);
+                }
+                // Deleted since this request read it: never write it back.
+                tracing::debug!("session record gone before an update; not recreating it");
+                remove_chunked(jar, &self.name, &self.attributes);
+                return Err(Error::SessionExpired);
+            }
         }
         let pointer = serde_json::to_vec(&Pointer { id })
             .map_err(|e| StoreError::with_source("serializing the session id", e))?;
@@ -179,19 +238,6 @@ impl StateStore for ServerSideStateStore {
             &self.sealer.seal(&self.name, &pointer),
             &until(&self.attributes, options.expires_at),
         );
-        Ok(())
-    }
-
-    async fn delete(&self, jar: &mut dyn CookieJar) -> Result<()> {
-        let id = self.current_id(&*jar);
-        remove_chunked(jar, &self.name, &self.attributes);
-        if let Some(id) = id {
-            self.backend.delete(&id).await?;
-        }
-        Ok(())
-    }
-
-    async fn delete_by_logout(&self, key: &LogoutKey) -> Result<Option<usize>> {
-        Ok(Some(self.backend.delete_by(key).await?))
+        Ok(true)
     }
 }

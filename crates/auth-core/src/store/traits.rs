@@ -61,6 +61,24 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// [`crate::Error::SessionExpired`] when a stateful store's session was deleted since it
     /// was read (the update is refused, see [`WriteOptions::new_session`]); store errors.
     async fn set(&self, session: &SessionData, options: WriteOptions, jar: &mut dyn CookieJar) -> Result<()>;
+    /// Writes the refreshed session only while the refresh lease `lease_key` is held with
+    /// `token` ([`super::SessionBackend::update_fenced`]): `Ok(false)`, writing nothing, when
+    /// the lease was lost. Stores without a backend record (cookies) just write.
+    ///
+    /// # Errors
+    /// As [`set`](Self::set).
+    async fn set_fenced(
+        &self,
+        session: &SessionData,
+        options: WriteOptions,
+        lease_key: &str,
+        token: u64,
+        jar: &mut dyn CookieJar,
+    ) -> Result<bool> {
+        let _ = (lease_key, token);
+        self.set(session, options, jar).await?;
+        Ok(true)
+    }
     /// Ends the session.
     async fn delete(&self, jar: &mut dyn CookieJar) -> Result<()>;
     /// Ends every stored session named by a back-channel logout and returns how many, or
