@@ -3,7 +3,9 @@
 //! [`TestRedis::start`] uses the server named by `REDIS_URL` when it is set (`.ci/run` starts
 //! one for the whole run), and otherwise spawns its own `redis-server` on a free loopback port
 //! (no persistence), waiting until it answers. [`TestRedis::spawn`] always spawns a
-//! dedicated server, for tests that kill and restart it.
+//! dedicated server, for tests that kill and restart it. [`TestRedis::spawn_tls`] spawns a
+//! TLS-only one (`rediss://`), whose certificate is signed by the test CA
+//! [`EMU_TLS_CA_PEM`](crate::auth0::EMU_TLS_CA_PEM).
 //!
 //! A spawned server is killed when its [`TestRedis`] is dropped, and also when this process
 //! goes away: it runs under a small `bash` guard that kills it once the guard's stdin (a pipe
@@ -16,11 +18,12 @@
 
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
 
 /// How long a spawned server may take to come up.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,6 +55,65 @@ pub struct TestRedis {
 struct Server {
     port: u16,
     guard: Option<Child>,
+    /// For a TLS-only server: its certificate files and control socket.
+    tls: Option<TlsFiles>,
+}
+
+/// A temporary directory holding a TLS server's certificate, key and CA (PEM), and the Unix
+/// socket through which readiness is checked in plain Redis (the TCP port speaks only TLS).
+/// Removed on drop.
+#[derive(Debug)]
+struct TlsFiles {
+    dir: PathBuf,
+}
+
+impl TlsFiles {
+    fn create() -> Self {
+        let dir = std::env::temp_dir().join(format!("test-redis-tls-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("creating the TLS test directory");
+        for (name, pem) in [
+            ("server.pem", crate::auth0::SERVER_CERT_PEM),
+            ("server.key", crate::auth0::SERVER_KEY_PEM),
+            ("ca.pem", crate::auth0::EMU_TLS_CA_PEM),
+        ] {
+            std::fs::write(dir.join(name), pem).expect("writing a TLS test file");
+        }
+        Self { dir }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("redis.sock")
+    }
+
+    /// `redis-server` arguments: TLS on `port`, no plain TCP port, the control socket.
+    fn args(&self, port: &str) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> =
+            ["--port", "0", "--tls-port", port, "--tls-auth-clients", "no"]
+                .iter()
+                .map(Into::into)
+                .collect();
+        for (flag, name) in [
+            ("--tls-cert-file", "server.pem"),
+            ("--tls-key-file", "server.key"),
+            ("--tls-ca-cert-file", "ca.pem"),
+        ] {
+            args.push(flag.into());
+            args.push(self.dir.join(name).into());
+        }
+        args.extend([
+            "--unixsocket".into(),
+            self.socket().into(),
+            "--unixsocketperm".into(),
+            "700".into(),
+        ]);
+        args
+    }
+}
+
+impl Drop for TlsFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl TestRedis {
@@ -77,7 +139,11 @@ impl TestRedis {
         check_installed();
         for _ in 0..SPAWN_ATTEMPTS {
             let port = free_port();
-            let mut server = Server { port, guard: None };
+            let mut server = Server {
+                port,
+                guard: None,
+                tls: None,
+            };
             if server.launch().await {
                 return Self {
                     url: format!("redis://127.0.0.1:{port}"),
@@ -88,7 +154,38 @@ impl TestRedis {
         panic!("redis-server did not start after {SPAWN_ATTEMPTS} attempts (ports taken?)");
     }
 
-    /// The server's URL (`redis://…`).
+    /// A new TLS-only `redis-server` of this test's own on a free loopback port: its URL is
+    /// `rediss://127.0.0.1:{port}`, its certificate (for `127.0.0.1` and `localhost`) is signed
+    /// by [`EMU_TLS_CA_PEM`](crate::auth0::EMU_TLS_CA_PEM), and it asks clients for no
+    /// certificate. The port does not speak plain Redis. [`flush_prefix`](Self::flush_prefix)
+    /// and [`layout`] do not work with it.
+    ///
+    /// # Panics
+    ///
+    /// When `redis-server` is not installed, was built without TLS, or does not come up
+    /// within 10 s.
+    pub async fn spawn_tls() -> Self {
+        check_installed();
+        for _ in 0..SPAWN_ATTEMPTS {
+            let port = free_port();
+            let mut server = Server {
+                port,
+                guard: None,
+                tls: Some(TlsFiles::create()),
+            };
+            if server.launch().await {
+                return Self {
+                    url: format!("rediss://127.0.0.1:{port}"),
+                    server: Some(server),
+                };
+            }
+        }
+        panic!(
+            "TLS redis-server did not start after {SPAWN_ATTEMPTS} attempts (ports taken, or no TLS support?)"
+        );
+    }
+
+    /// The server's URL (`redis://…`, or `rediss://…` from [`spawn_tls`](Self::spawn_tls)).
     #[must_use]
     pub fn url(&self) -> &str {
         &self.url
@@ -178,20 +275,16 @@ impl Server {
         // Names this server, so that one of another test that won the same port is not
         // mistaken for it (nothing is ever saved to this file).
         let tag = format!("test-redis-{:016x}.rdb", rand::random::<u64>());
+        let listen: Vec<std::ffi::OsString> = match &self.tls {
+            Some(tls) => tls.args(&port),
+            None => vec!["--port".into(), port.clone().into()],
+        };
         let guard = Command::new("bash")
             .arg("-c")
             .arg(GUARD_SCRIPT)
             .arg("redis-guard")
-            .args([
-                "--port",
-                &port,
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(listen)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--daemonize", "no", "--loglevel", "warning", "--logfile", ""])
             .args(["--dbfilename", &tag])
             .arg("--dir")
@@ -204,7 +297,11 @@ impl Server {
         self.guard = Some(guard);
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
-            if answers(self.port, &tag).await {
+            let up = match &self.tls {
+                Some(tls) => answers_unix(tls.socket(), &tag).await,
+                None => answers(self.port, &tag).await,
+            };
+            if up {
                 return true;
             }
             let exited = self
@@ -258,8 +355,29 @@ pub fn unique_prefix() -> String {
 /// Whether the Redis server on `127.0.0.1:port` is up and is the one named `tag` (its
 /// `dbfilename`).
 async fn answers(port: u16, tag: &str) -> bool {
+    let Ok(Ok(stream)) = tokio::time::timeout(
+        Duration::from_millis(500),
+        TcpStream::connect((Ipv4Addr::LOCALHOST, port)),
+    )
+    .await
+    else {
+        return false;
+    };
+    names(stream, tag).await
+}
+
+/// Whether the Redis server on the Unix socket `path` is up and is the one named `tag`.
+async fn answers_unix(path: PathBuf, tag: &str) -> bool {
+    let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_millis(500), UnixStream::connect(path)).await
+    else {
+        return false;
+    };
+    names(stream, tag).await
+}
+
+/// Whether the Redis server at the other end of `stream` answers with `dbfilename` `tag`.
+async fn names(mut stream: impl AsyncRead + AsyncWrite + Unpin, tag: &str) -> bool {
     let attempt = async {
-        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await.ok()?;
         stream.write_all(b"CONFIG GET dbfilename\r\n").await.ok()?;
         let mut reply = Vec::new();
         let mut buf = [0_u8; 256];

@@ -33,6 +33,28 @@
 //!
 //! [`Debug`] shows the server as `host:port/db` only; a password in the URL is never printed.
 //!
+//! # TLS
+//!
+//! A `rediss://` URL connects over TLS (rustls, through the `tls` feature, on by default;
+//! no OpenSSL). The server's certificate must chain to a trusted root and name the URL's host
+//! (a DNS name or an IP address in its subject alternative names). Trusted roots are the
+//! system's (read by `rustls-native-certs`), or, when the `SSL_CERT_FILE` environment variable
+//! is set, the PEM certificates in that file instead (likewise `SSL_CERT_DIR`);
+//! [`RedisBackendBuilder::tls_root_certificates`] gives the roots in code instead of both.
+//! A certificate that is not trusted or does not match the host fails
+//! [`connect`](RedisBackendBuilder::connect) with a [`StoreError`] saying what to check.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! # use auth_redis::RedisBackend;
+//! let ca = std::fs::read("/etc/redis/tls/ca.pem")?;
+//! let backend = RedisBackend::builder("rediss://:password@redis.internal:6380")
+//!     .tls_root_certificates(ca)
+//!     .connect()
+//!     .await?;
+//! # let _ = backend; Ok(()) }
+//! ```
+//!
 //! # Data layout
 //!
 //! All keys start with the key prefix `{p}` (default [`DEFAULT_KEY_PREFIX`], `auth:`):
@@ -301,6 +323,7 @@ pub struct RedisBackendBuilder {
     command_timeout: Duration,
     connect_timeout: Duration,
     logout_list_refresh: Option<Duration>,
+    tls_root_certificates: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for RedisBackendBuilder {
@@ -313,6 +336,13 @@ impl fmt::Debug for RedisBackendBuilder {
             .field("command_timeout", &self.command_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("logout_list_refresh", &self.logout_list_refresh)
+            .field(
+                "tls_root_certificates",
+                &self
+                    .tls_root_certificates
+                    .as_ref()
+                    .map(|pem| format!("{} bytes of PEM", pem.len())),
+            )
             .finish()
     }
 }
@@ -327,6 +357,7 @@ impl RedisBackendBuilder {
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             logout_list_refresh: None,
+            tls_root_certificates: None,
         }
     }
 
@@ -372,16 +403,75 @@ impl RedisBackendBuilder {
         self
     }
 
+    /// Trust only the CA certificates in `pem` (one or more PEM `CERTIFICATE` blocks) for a
+    /// `rediss://` URL, instead of the system's roots and `SSL_CERT_FILE` (see
+    /// [TLS](crate#tls)). For a private CA, e.g. a managed Redis's or a test's.
+    /// [`connect`](Self::connect) fails when the PEM holds no certificate or the URL is
+    /// not `rediss://`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let backend = auth_redis::RedisBackend::builder("rediss://redis.internal:6380")
+    ///     .tls_root_certificates(std::fs::read("ca.pem")?)
+    ///     .connect()
+    ///     .await?;
+    /// # let _ = backend; Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_certificates = Some(pem.into());
+        self
+    }
+
+    /// The client for the URL, with the configured TLS roots.
+    fn client(&self) -> Result<Client, StoreError> {
+        let client =
+            Client::open(self.url.as_str()).map_err(|e| StoreError::with_source("invalid Redis URL", e))?;
+        let Some(pem) = &self.tls_root_certificates else {
+            return Ok(client);
+        };
+        if !matches!(client.get_connection_info().addr(), ConnectionAddr::TcpTls { .. }) {
+            return Err(StoreError::new(
+                "tls_root_certificates needs a rediss:// URL (TLS); the Redis URL given is not one",
+            ));
+        }
+        if !pem.windows(PEM_CERTIFICATE.len()).any(|w| w == PEM_CERTIFICATE) {
+            return Err(StoreError::new(
+                "invalid tls_root_certificates: no PEM \"-----BEGIN CERTIFICATE-----\" block; give the CA \
+                 certificate(s) in PEM",
+            ));
+        }
+        #[cfg(feature = "tls")]
+        {
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            };
+            Client::build_with_tls(self.url.as_str(), certs).map_err(|e| {
+                StoreError::with_source(
+                    "invalid tls_root_certificates: expected one or more PEM CERTIFICATE blocks",
+                    e,
+                )
+            })
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = pem;
+            Ok(client)
+        }
+    }
+
     /// Connects and checks the server with `PING`.
     ///
     /// # Errors
     ///
     /// A [`StoreError`] when the URL is invalid, or the server cannot be reached or does not
-    /// answer (after at most the connect timeout).
+    /// answer (after at most the connect timeout), or, for `rediss://`, its certificate is
+    /// not trusted or does not name the URL's host.
     pub async fn connect(self) -> Result<RedisBackend, StoreError> {
-        let client =
-            Client::open(self.url.as_str()).map_err(|e| StoreError::with_source("invalid Redis URL", e))?;
+        let client = self.client()?;
         let server = describe(&client);
+        let hint = connect_hint(&client);
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.command_timeout))
             .set_response_timeout(Some(self.command_timeout))
@@ -396,15 +486,21 @@ impl RedisBackendBuilder {
         let conn = match tokio::time::timeout(self.connect_timeout, connecting).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => {
+                // A server's own answer (e.g. a wrong password) needs no transport hint.
+                let hint = if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                    hint
+                } else {
+                    ""
+                };
                 return Err(StoreError::with_source(
-                    format!("connecting to Redis at {server}"),
+                    format!("connecting to Redis at {server}{hint}"),
                     e,
                 ));
             }
             Err(elapsed) => {
                 return Err(StoreError::with_source(
                     format!(
-                        "connecting to Redis at {server}: no answer within {} ms",
+                        "connecting to Redis at {server}: no answer within {} ms{hint}",
                         self.connect_timeout.as_millis()
                     ),
                     elapsed,
@@ -908,6 +1004,23 @@ impl SessionBackend for RedisBackend {
 fn ttl_ms(ttl: Duration) -> u64 {
     let ms = ttl.as_nanos().div_ceil(1_000_000);
     u64::try_from(ms).unwrap_or(MAX_TTL_MS).clamp(1, MAX_TTL_MS)
+}
+
+/// The start of a certificate in PEM.
+const PEM_CERTIFICATE: &[u8] = b"-----BEGIN CERTIFICATE-----";
+
+/// What to check when connecting to the client's server fails: TLS trust for `rediss://`, the
+/// scheme for a plain TCP URL (a TLS-only port does not answer plain Redis).
+fn connect_hint(client: &Client) -> &'static str {
+    match client.get_connection_info().addr() {
+        ConnectionAddr::TcpTls { .. } => {
+            "; check that the server speaks TLS on that port and that its certificate names the \
+             URL's host and chains to a trusted CA (the system's roots, SSL_CERT_FILE, or \
+             RedisBackendBuilder::tls_root_certificates)"
+        }
+        ConnectionAddr::Tcp(..) => "; if the server only accepts TLS, use a rediss:// URL",
+        _ => "",
+    }
 }
 
 /// The server a client talks to, without credentials: `host:port/db`.

@@ -74,6 +74,7 @@ pub use self::dpop::{ApiRequest, EmulatedApi};
 use self::keys::Keys;
 use self::state::State;
 pub use self::tls::EMU_TLS_CA_PEM;
+pub(crate) use self::tls::{SERVER_CERT_PEM, SERVER_KEY_PEM};
 pub use self::token_exchange::{ExchangeAction, TOKEN_EXCHANGE_GRANT_TYPE};
 use self::wire::{Answer, Refusal, Req, parse_pairs};
 

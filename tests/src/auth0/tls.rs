@@ -34,7 +34,7 @@ hNhuO7qzCPoB7vJYpbz01B45aGrV
 ";
 
 /// The emulator's server certificate (`127.0.0.1`, `localhost`), signed by [`EMU_TLS_CA_PEM`].
-const SERVER_CERT_PEM: &str = "-----BEGIN CERTIFICATE-----
+pub(crate) const SERVER_CERT_PEM: &str = "-----BEGIN CERTIFICATE-----
 MIIB2DCCAX6gAwIBAgIUbXmFSaN3/yDuBGhnuHJopQnjojAwCgYIKoZIzj0EAwIw
 LTErMCkGA1UEAwwiYXV0aDAtZW11bGF0b3IgdGVzdCBDQSAodGhyb3dhd2F5KTAg
 Fw0yNjEyMDYxMTI2MzVaGA8yMTI2MTExMjExMjYzNVowFDESMBAGA1UEAwwJMTI3
@@ -49,7 +49,7 @@ uUBoDnj3qAqxMAIgI/kkHk/pRaD0yAhjY+h9nnSdTCFq//CAh6GQZn+kTRg=
 ";
 
 /// PKCS#8 PEM of the server certificate's key (test-only).
-const SERVER_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----
+pub(crate) const SERVER_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgYHhmQIpjVBjm1sew
 sovLA03gpQ/+T6dE/7Pf7UoLN9ihRANCAAQkfyywkHZjoVr706vjGQozce4WZswk
 kUoos/P5FOhXDEz9qukkB8LFY3eKLscRQj+1bMu91UxSMCFq9AiOgi+8
