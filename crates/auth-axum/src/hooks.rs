@@ -1,12 +1,12 @@
 //! The application's hooks on the `/auth/*` routes and on session saves, configured in
-//! [`AuthOptions`]:
+//! [`AuthOptions`](crate::AuthOptions):
 //!
 //! | hook | runs | may |
 //! |---|---|---|
-//! | [`before_session_saved`](AuthOptions::before_session_saved) | before a login, refresh, link or unlink writes the session | edit claims and app data; abort the save |
-//! | [`on_callback`](AuthOptions::on_callback) | after `{base}/callback` completed (or failed) | answer with its own response |
-//! | [`on_logout`](AuthOptions::on_logout) | after `{base}/logout` ended a session | purge app data (errors are logged) |
-//! | [`on_backchannel_logout`](AuthOptions::on_backchannel_logout) | after `{base}/backchannel-logout` ended sessions | purge app data (errors are logged) |
+//! | [`before_session_saved`](crate::AuthOptions::before_session_saved) | before a login, refresh, link or unlink writes the session | edit claims and app data; abort the save |
+//! | [`on_callback`](crate::AuthOptions::on_callback) | after `{base}/callback` completed (or failed) | answer with its own response |
+//! | [`on_logout`](crate::AuthOptions::on_logout) | after `{base}/logout` ended a session | purge app data (errors are logged) |
+//! | [`on_backchannel_logout`](crate::AuthOptions::on_backchannel_logout) | after `{base}/backchannel-logout` ended sessions | purge app data (errors are logged) |
 //!
 //! Every hook is an async closure that sees the request head ([`RequestHead`]: method, URI,
 //! headers, extensions). Hooks get no app state argument: capture what they need, typically an
@@ -66,7 +66,7 @@ type LogoutHookFn = Arc<dyn Fn(LogoutEvent) -> BoxFuture<Result<(), HookError>> 
 type BackchannelHookFn =
     Arc<dyn Fn(BackchannelLogoutEvent) -> BoxFuture<Result<(), HookError>> + Send + Sync>;
 
-/// The hooks configured in [`AuthOptions`] (each optional).
+/// The hooks configured in [`AuthOptions`](crate::AuthOptions) (each optional).
 #[derive(Clone, Default)]
 pub(crate) struct Hooks {
     pub(crate) before_session_saved: Option<SaveHookFn>,
@@ -147,7 +147,7 @@ impl fmt::Debug for RequestHead {
     }
 }
 
-/// What [`AuthOptions::on_callback`] gets: the callback's outcome (or typed error), the
+/// What [`AuthOptions::on_callback`](crate::AuthOptions::on_callback) gets: the callback's outcome (or typed error), the
 /// request, and where the default answer would redirect.
 pub struct CallbackEvent {
     request: RequestHead,
@@ -216,7 +216,7 @@ impl CallbackEvent {
     }
 
     /// Where the default answer redirects after a success: the sanitized `returnTo`, else
-    /// [`AuthOptions::default_return_to`].
+    /// [`AuthOptions::default_return_to`](crate::AuthOptions::default_return_to).
     #[must_use]
     pub fn return_to(&self) -> &str {
         &self.return_to
@@ -241,7 +241,7 @@ impl CallbackEvent {
     }
 }
 
-/// What [`AuthOptions::on_logout`] gets: the session that `{base}/logout` just ended.
+/// What [`AuthOptions::on_logout`](crate::AuthOptions::on_logout) gets: the session that `{base}/logout` just ended.
 #[derive(Debug, Clone)]
 pub struct LogoutEvent {
     request: RequestHead,
@@ -274,7 +274,7 @@ impl LogoutEvent {
     }
 }
 
-/// What [`AuthOptions::on_backchannel_logout`] gets: what a valid logout token named and what
+/// What [`AuthOptions::on_backchannel_logout`](crate::AuthOptions::on_backchannel_logout) gets: what a valid logout token named and what
 /// was ended.
 #[derive(Debug, Clone)]
 pub struct BackchannelLogoutEvent {
