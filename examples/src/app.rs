@@ -46,6 +46,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::quickstart::escape;
+
 /// Where the library's routes are mounted.
 pub const BASE_PATH: &str = "/account";
 
@@ -399,12 +401,4 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     r.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }

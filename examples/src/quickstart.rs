@@ -125,8 +125,9 @@ pub fn token_response(access_token: &str) -> Response {
         .into_response()
 }
 
-/// Minimal HTML escaping for text content.
-fn escape(s: &str) -> String {
+/// Minimal HTML escaping for text content and double-quoted attributes (every example page
+/// puts user-supplied text through it).
+pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -229,3 +229,76 @@ pub async fn loopback_with_idp(
     .await;
     (listener, base, idp)
 }
+
+/// An app served on a loopback listener (from [`loopback_with_idp`]) with its provider, for
+/// suites that build their own router; the server stops when this is dropped.
+pub struct LoopbackApp {
+    /// The provider, which knows only this app's callback.
+    pub idp: TestIdp,
+    /// `http://127.0.0.1:<port>`, no trailing slash.
+    pub base: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LoopbackApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// The `Accept` header of a browser navigation.
+const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+impl LoopbackApp {
+    /// Serves `router` on `listener` (whose URL is `base`), with `idp` as its provider.
+    pub fn serve(
+        listener: tokio::net::TcpListener,
+        base: String,
+        idp: TestIdp,
+        router: axum::Router,
+    ) -> Self {
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Self { idp, base, server }
+    }
+
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `GET path` with `Accept: accept`, not following redirects.
+    pub async fn get(&self, http: &reqwest::Client, path: &str, accept: &str) -> reqwest::Response {
+        http.get(self.url(path))
+            .header("accept", accept)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    /// The authorize URL a browser navigation to `path` ends at: the app's own redirects are
+    /// followed (each must be a `302`) until one leads to the provider.
+    pub async fn authorize_url(&self, http: &reqwest::Client, path: &str) -> String {
+        let mut path = path.to_owned();
+        loop {
+            let r = self.get(http, &path, BROWSER_ACCEPT).await;
+            assert_eq!(r.status(), 302, "{path}: {:?}", r.text().await);
+            let next = location(&r);
+            if next.starts_with(self.idp.issuer()) {
+                return next;
+            }
+            assert!(next.starts_with('/'), "{path} redirected to {next}");
+            path = next;
+        }
+    }
+
+    /// Logs `user` in through the login that a navigation to `path` leads to; returns the
+    /// callback's response.
+    pub async fn login(&self, http: &reqwest::Client, path: &str, user: &str) -> reqwest::Response {
+        let authorize = self.authorize_url(http, path).await;
+        let callback = self.idp.login_with(http, &authorize, user).await;
+        assert!(callback.as_str().starts_with(&self.base), "{callback}");
+        http.get(callback.as_str()).send().await.expect("GET callback")
+    }
+}

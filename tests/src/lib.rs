@@ -22,8 +22,8 @@ pub mod idp;
 pub mod redis;
 
 pub use crate::app::{
-    APP_SECRET, AppConfig, TestApp, json_get, jwt_header, jwt_payload, location, loopback_with_idp, query,
-    resolve,
+    APP_SECRET, AppConfig, LoopbackApp, TestApp, json_get, jwt_header, jwt_payload, location,
+    loopback_with_idp, query, resolve,
 };
 pub use crate::auth0::{Auth0Emulator, EmulatedClient, EmulatedConnection, EmulatorOptions, RecordedRequest};
 pub use crate::browser::Browser;

@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use auth_axum::test_util::TestSession;
 use auth_examples::app;
 use auth_tests::redis::TestRedis;
-use auth_tests::{APP_SECRET, CONF_BASIC_ID, CONF_BASIC_SECRET, TestIdp, location, loopback_with_idp, query};
+use auth_tests::{
+    APP_SECRET, CONF_BASIC_ID, CONF_BASIC_SECRET, LoopbackApp, TestIdp, json_get, location,
+    loopback_with_idp, query,
+};
 use axum::body::Body;
 use axum::http::Request;
 use axum::http::header::{ACCEPT, COOKIE};
@@ -18,80 +21,36 @@ use tower::ServiceExt as _;
 
 const HTML: &str = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8";
 
-/// The example on a loopback listener, configured through its variables, and its provider.
-struct Dashboard {
-    idp: TestIdp,
-    base: String,
-    server: tokio::task::JoinHandle<()>,
+/// The example on a loopback listener, configured through its variables, with its provider.
+async fn start(extra: &[(&str, &str)]) -> LoopbackApp {
+    let (listener, base, idp) = loopback_with_idp("/account/callback", "/goodbye").await;
+    let mut vars: HashMap<String, String> = [
+        ("OIDC_ISSUER", idp.issuer()),
+        ("AUTH0_CLIENT_ID", CONF_BASIC_ID),
+        ("AUTH0_CLIENT_SECRET", CONF_BASIC_SECRET),
+        ("AUTH0_SECRET", APP_SECRET),
+        ("APP_BASE_URL", base.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let lookup = |name: &str| vars.get(name).cloned();
+    let auth = app::auth_with(lookup).await.expect("the example's configuration");
+    let router = app::app(&auth, app::Settings::with(lookup));
+    LoopbackApp::serve(listener, base, idp, router)
 }
 
-impl Drop for Dashboard {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-impl Dashboard {
-    async fn start(extra: &[(&str, &str)]) -> Dashboard {
-        let (listener, base, idp) = loopback_with_idp("/account/callback", "/goodbye").await;
-        let mut vars: HashMap<String, String> = [
-            ("OIDC_ISSUER", idp.issuer()),
-            ("AUTH0_CLIENT_ID", CONF_BASIC_ID),
-            ("AUTH0_CLIENT_SECRET", CONF_BASIC_SECRET),
-            ("AUTH0_SECRET", APP_SECRET),
-            ("APP_BASE_URL", base.as_str()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        let lookup = |name: &str| vars.get(name).cloned();
-        let auth = app::auth_with(lookup).await.expect("the example's configuration");
-        let router = app::app(&auth, app::Settings::with(lookup));
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        Dashboard { idp, base, server }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn get(&self, http: &reqwest::Client, path: &str, accept: &str) -> reqwest::Response {
-        http.get(self.url(path))
-            .header("accept", accept)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn json(&self, http: &reqwest::Client, path: &str) -> (StatusCode, Value) {
-        let r = self.get(http, path, "application/json").await;
-        (r.status(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Logs `user` in through the login that `path` sends the browser to; returns the
-    /// callback's response.
-    async fn login_via(&self, http: &reqwest::Client, path: &str, user: &str) -> reqwest::Response {
-        let mut r = self.get(http, path, HTML).await;
-        while r.status().is_redirection() && !location(&r).starts_with(self.idp.issuer()) {
-            let next = location(&r);
-            r = self.get(http, &next, HTML).await;
-        }
-        let authorize = location(&r);
-        assert!(authorize.starts_with(self.idp.issuer()), "{authorize}");
-        let callback = self.idp.login_with(http, &authorize, user).await;
-        assert!(callback.as_str().starts_with(&self.base), "{callback}");
-        http.get(callback.as_str()).send().await.unwrap()
-    }
+/// `GET path` as an API client: the status and the JSON body.
+async fn api(app: &LoopbackApp, http: &reqwest::Client, path: &str) -> (StatusCode, Value) {
+    json_get(http, &app.url(path)).await
 }
 
 /// Tasks 1–4, 6 and 8 on one store: routes under `/account`, the home page's name, a page,
 /// an API and an admin page, app data kept in the session and changed by a handler, logout
 /// to a page.
 async fn everyday_tasks(extra: &[(&str, &str)]) {
-    let app = Dashboard::start(extra).await;
+    let app = start(extra).await;
     let http = TestIdp::browser();
 
     // Not logged in: the page redirects to the library's login under /account, the API
@@ -99,14 +58,14 @@ async fn everyday_tasks(extra: &[(&str, &str)]) {
     let page = app.get(&http, "/dashboard", HTML).await;
     assert_eq!(page.status(), 302);
     assert_eq!(location(&page), "/account/login?returnTo=%2Fdashboard");
-    let (status, body) = app.json(&http, "/api/me").await;
+    let (status, body) = api(&app, &http, "/api/me").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"], "unauthorized");
     let home = app.get(&http, "/", HTML).await.text().await.unwrap();
     assert!(home.contains("id=\"login\" href=\"/account/login\""), "{home}");
 
     // The login goes through /account/callback (the provider knows no other URL).
-    let done = app.login_via(&http, "/dashboard", "alice").await;
+    let done = app.login(&http, "/dashboard", "alice").await;
     assert_eq!(done.status(), 302);
     assert_eq!(location(&done), "/dashboard");
 
@@ -139,7 +98,7 @@ async fn everyday_tasks(extra: &[(&str, &str)]) {
         .await
         .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    let (status, me) = app.json(&http, "/api/me").await;
+    let (status, me) = api(&app, &http, "/api/me").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         me,
@@ -147,7 +106,7 @@ async fn everyday_tasks(extra: &[(&str, &str)]) {
     );
 
     // The login hook kept only the claims the app reads.
-    let (_, claims) = app.json(&http, "/account/profile").await;
+    let (_, claims) = api(&app, &http, "/account/profile").await;
     assert_eq!(claims["sub"], "alice");
     assert!(
         claims.get("nickname").is_none() && claims.get("email_verified").is_none(),
@@ -158,7 +117,7 @@ async fn everyday_tasks(extra: &[(&str, &str)]) {
     let admin = app.get(&http, "/admin", HTML).await;
     assert_eq!(admin.status(), StatusCode::FORBIDDEN);
     assert!(admin.text().await.unwrap().contains("id=\"forbidden\""));
-    let (status, body) = app.json(&http, "/admin").await;
+    let (status, body) = api(&app, &http, "/admin").await;
     assert_eq!(
         (status, body["error"].as_str()),
         (StatusCode::FORBIDDEN, Some("forbidden"))
@@ -183,7 +142,7 @@ async fn everyday_tasks(extra: &[(&str, &str)]) {
         .await
         .unwrap();
     assert!(bye.contains("id=\"goodbye\""), "{bye}");
-    let (status, _) = app.json(&http, "/api/me").await;
+    let (status, _) = api(&app, &http, "/api/me").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
@@ -218,7 +177,7 @@ async fn an_unknown_session_store_is_a_start_up_error() {
 /// Task 6: sign-up with a language, forwarded by the library's login route.
 #[tokio::test]
 async fn signup_asks_the_provider_for_the_signup_screen_in_the_users_language() {
-    let app = Dashboard::start(&[]).await;
+    let app = start(&[]).await;
     let http = TestIdp::browser();
     let to_login = app.get(&http, "/signup?lang=fr", HTML).await;
     let login = location(&to_login);
@@ -233,7 +192,7 @@ async fn signup_asks_the_provider_for_the_signup_screen_in_the_users_language() 
 /// Task 7: a failed login shows the app's own page, not the library's.
 #[tokio::test]
 async fn a_failed_login_shows_the_apps_error_page() {
-    let app = Dashboard::start(&[]).await;
+    let app = start(&[]).await;
     let http = TestIdp::browser();
     let r = app
         .get(&http, "/account/callback?code=abc&state=not-ours", HTML)
@@ -253,14 +212,14 @@ async fn a_failed_login_shows_the_apps_error_page() {
 #[tokio::test]
 async fn the_orders_api_asks_for_a_new_login_when_the_refresh_is_refused() {
     // The test IdP never granted `read:orders`: the refresh is refused with invalid_scope.
-    let app = Dashboard::start(&[
+    let app = start(&[
         ("API_AUDIENCE", "https://api.example.test/"),
         ("API_SCOPE", "read:orders"),
     ])
     .await;
     let http = TestIdp::browser();
-    app.login_via(&http, "/dashboard", "bob").await;
-    let (status, body) = app.json(&http, "/api/orders").await;
+    app.login(&http, "/dashboard", "bob").await;
+    let (status, body) = api(&app, &http, "/api/orders").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["error"], "invalid_scope", "{body}");
     let login = body["login"].as_str().unwrap();
@@ -269,7 +228,7 @@ async fn the_orders_api_asks_for_a_new_login_when_the_refresh_is_refused() {
     // The library's login forwards the audience (opt-in in this app) to the provider.
     let to_idp = app.get(&http, login, HTML).await;
     assert_eq!(query(location(&to_idp))["audience"], "https://api.example.test/");
-    let (status, _) = app.json(&http, "/api/me").await;
+    let (status, _) = api(&app, &http, "/api/me").await;
     assert_eq!(status, StatusCode::OK, "the session is kept");
 }
 

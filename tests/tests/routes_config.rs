@@ -33,17 +33,7 @@ fn unauthorized_json() -> Value {
 }
 
 /// A running app and its provider.
-struct App {
-    idp: TestIdp,
-    base: String,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
+type App = LoopbackApp;
 
 /// How to build one.
 struct Setup {
@@ -63,53 +53,18 @@ impl Default for Setup {
     }
 }
 
-impl App {
-    async fn start(setup: Setup) -> App {
-        let (listener, base, idp) = loopback_with_idp(setup.callback, "/").await;
-        let builder = ServerClient::builder()
-            .issuer(idp.issuer())
-            .client_id(CONF_BASIC_ID)
-            .client_auth(ClientAuth::secret(CONF_BASIC_SECRET))
-            .secret(APP_SECRET)
-            .app_base_url(&base);
-        let client = (setup.client)(builder).build().expect("client");
-        let auth = AuthState::new(client, setup.options).expect("auth state");
-        let app = router(&auth);
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        App { idp, base, server }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// `GET path` with `Accept: accept`, not following redirects.
-    async fn get(&self, http: &reqwest::Client, path: &str, accept: &str) -> reqwest::Response {
-        http.get(self.url(path))
-            .header("accept", accept)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// The authorize URL a login started at `path` redirects to.
-    async fn authorize_url(&self, http: &reqwest::Client, path: &str) -> String {
-        let start = self.get(http, path, HTML).await;
-        assert_eq!(start.status(), 302, "{path}: {:?}", start.text().await);
-        let authorize = location(&start);
-        assert!(authorize.starts_with(self.idp.issuer()), "{authorize}");
-        authorize
-    }
-
-    /// Logs `user` in through the login started at `path`; returns the callback's response.
-    async fn login(&self, http: &reqwest::Client, path: &str, user: &str) -> reqwest::Response {
-        let authorize = self.authorize_url(http, path).await;
-        let callback = self.idp.login_with(http, &authorize, user).await;
-        assert!(callback.as_str().starts_with(&self.base), "{callback}");
-        http.get(callback.as_str()).send().await.unwrap()
-    }
+/// The app of `setup` against a fresh IdP that knows only its callback.
+async fn start(setup: Setup) -> App {
+    let (listener, base, idp) = loopback_with_idp(setup.callback, "/").await;
+    let builder = ServerClient::builder()
+        .issuer(idp.issuer())
+        .client_id(CONF_BASIC_ID)
+        .client_auth(ClientAuth::secret(CONF_BASIC_SECRET))
+        .secret(APP_SECRET)
+        .app_base_url(&base);
+    let client = (setup.client)(builder).build().expect("client");
+    let auth = AuthState::new(client, setup.options).expect("auth state");
+    LoopbackApp::serve(listener, base, idp, router(&auth))
 }
 
 /// The app under test: pages and APIs behind every kind of guard.
@@ -209,7 +164,7 @@ fn content_type(resp: &reqwest::Response) -> String {
 /// (and the app had no route there).
 #[tokio::test]
 async fn a_custom_base_path_moves_the_callback_and_the_login_completes() {
-    let app = App::start(Setup {
+    let app = start(Setup {
         options: AuthOptions::new().base_path("/account"),
         callback: "/account/callback",
         ..Setup::default()
@@ -296,7 +251,7 @@ async fn a_redirect_uri_matching_no_route_fails_at_start_up() {
 /// unknown ones do not, and the login proceeds. Before, `ui_locales` was dropped.
 #[tokio::test]
 async fn login_forwards_the_default_hints_and_ui_locales_and_drops_the_rest() {
-    let app = App::start(Setup {
+    let app = start(Setup {
         client: Box::new(|b| b.pin_authorization_param("prompt")),
         ..Setup::default()
     })
@@ -327,7 +282,7 @@ async fn login_forwards_the_default_hints_and_ui_locales_and_drops_the_rest() {
 /// integer, `scope` scope tokens that keep `openid`. A bad value is a typed `400`.
 #[tokio::test]
 async fn opt_in_login_params_are_forwarded_and_checked() {
-    let app = App::start(Setup {
+    let app = start(Setup {
         options: AuthOptions::new().login_params(LOGIN_HINTS.iter().copied().chain([
             "audience",
             "scope",
@@ -380,7 +335,7 @@ async fn opt_in_login_params_are_forwarded_and_checked() {
 /// neither `login_url` nor `login_param` existed.
 #[tokio::test]
 async fn require_auth_sends_to_its_login_url_with_its_login_params() {
-    let app = App::start(Setup::default()).await;
+    let app = start(Setup::default()).await;
     let http = TestApp::browser();
     let r = app.get(&http, "/welcome?tab=2", HTML).await;
     assert_eq!(r.status(), 302);
@@ -418,7 +373,7 @@ async fn require_auth_sends_to_its_login_url_with_its_login_params() {
 /// way. Before, every one of these was JSON.
 #[tokio::test]
 async fn unauthenticated_and_forbidden_answers_negotiate_html_and_json() {
-    let app = App::start(Setup::default()).await;
+    let app = start(Setup::default()).await;
     let http = TestApp::browser();
     for path in ["/api", "/page"] {
         let r = app.get(&http, path, JSON).await;
@@ -472,7 +427,7 @@ async fn the_app_replaces_the_401_and_403_answers() {
             (StatusCode::FORBIDDEN, format!("no entry for {who}")).into_response()
         }
     }
-    let app = App::start(Setup {
+    let app = start(Setup {
         options: AuthOptions::new().responses(Pages),
         ..Setup::default()
     })
@@ -507,7 +462,7 @@ async fn the_app_replaces_the_401_and_403_answers() {
 /// naming the right tenant passes, anyone else (or a wrong header) gets `403`.
 #[tokio::test]
 async fn an_async_policy_reads_the_request_and_decides() {
-    let app = App::start(Setup::default()).await;
+    let app = start(Setup::default()).await;
     let tenant = |http: &reqwest::Client, value: &'static str| {
         http.get(app.url("/tenant"))
             .header("accept", JSON)
@@ -537,7 +492,7 @@ async fn an_async_policy_reads_the_request_and_decides() {
 /// the query was ignored.
 #[tokio::test]
 async fn the_access_token_route_takes_an_audience_from_its_allow_list() {
-    let app = App::start(Setup {
+    let app = start(Setup {
         options: AuthOptions::new()
             .access_token_route(true)
             .access_token_audiences([API_AUDIENCE]),
@@ -641,7 +596,7 @@ impl SessionBackend for Flaky {
 async fn during_an_outage(options: AuthOptions) -> [(u16, String); 4] {
     let backend = Arc::new(Flaky::default());
     let shared: Arc<dyn SessionBackend> = backend.clone();
-    let app = App::start(Setup {
+    let app = start(Setup {
         options,
         client: Box::new(move |b| b.session_backend_arc(shared).server_side_sessions(true)),
         ..Setup::default()

@@ -261,17 +261,24 @@ impl IntoResponse for AuthError {
         let detail = idp_error
             .map(|c| format!(" (<code>{c}</code>)"))
             .unwrap_or_default();
-        let mut resp = Html(format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Login problem</title></head>\
-             <body><h1>Login problem</h1><p>{message}{detail}</p><p>Error code: <code>{code}</code></p>\
-             <p><a href=\"/\">Home</a></p></body></html>"
-        ))
-        .into_response();
-        *resp.status_mut() = status;
-        resp.headers_mut()
-            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        resp
+        html_page(status, "Login problem", &format!("{message}{detail}"), code, "")
     }
+}
+
+/// The library's small HTML error page, with `no-store`: `title`, `message`, the error `code`
+/// and a link home. Every argument is fixed text of this crate except `extra` (markup placed
+/// after the message), which the caller escapes.
+pub(crate) fn html_page(status: StatusCode, title: &str, message: &str, code: &str, extra: &str) -> Response {
+    let mut r = Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+         <body><h1>{title}</h1><p>{message}</p>{extra}<p>Error code: <code>{code}</code></p>\
+         <p><a href=\"/\">Home</a></p></body></html>"
+    ))
+    .into_response();
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 #[cfg(test)]

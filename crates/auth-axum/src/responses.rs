@@ -8,12 +8,12 @@
 
 use std::sync::Arc;
 
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use http::StatusCode;
-use http::header::{CACHE_CONTROL, HeaderValue, WWW_AUTHENTICATE};
+use http::header::{HeaderValue, WWW_AUTHENTICATE};
 use http::request::Parts;
 
-use crate::error::{json_error, wants_html};
+use crate::error::{html_page as page, json_error, wants_html};
 use crate::rejection::UNAUTHENTICATED_TEXT;
 use crate::state::{AuthOptions, CustomResponses};
 
@@ -163,21 +163,6 @@ pub(crate) fn forbidden(state: &crate::AuthState, parts: &Parts) -> Response {
     }
 }
 
-/// A small HTML error page in the style of [`crate::AuthError`]'s, with `no-store`. Every
-/// argument is fixed text of this crate except `extra`, which the caller escapes.
-fn page(status: StatusCode, title: &str, message: &str, code: &str, extra: &str) -> Response {
-    let mut r = Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
-         <body><h1>{title}</h1><p>{message}</p>{extra}<p>Error code: <code>{code}</code></p>\
-         <p><a href=\"/\">Home</a></p></body></html>"
-    ))
-    .into_response();
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
 /// `value` safe inside a double-quoted HTML attribute.
 fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -197,6 +182,7 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::CACHE_CONTROL;
 
     fn parts(accept: Option<&str>) -> Parts {
         let mut b = http::Request::get("/admin?x=1");
