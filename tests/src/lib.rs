@@ -33,4 +33,4 @@ pub use crate::idp::{
     IdpOptions, PUBLIC_ID, Params, RAR_TYPES, Recorded, RecordedClientCall, TestIdp, conf_jwt_es256_pem,
     conf_jwt_rsa_pem,
 };
-pub use crate::redis::{TestRedis, unique_prefix};
+pub use crate::redis::{TestRedis, TestRedisCluster, unique_prefix};

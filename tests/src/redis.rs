@@ -5,7 +5,9 @@
 //! (no persistence), waiting until it answers. [`TestRedis::spawn`] always spawns a
 //! dedicated server, for tests that kill and restart it. [`TestRedis::spawn_tls`] spawns a
 //! TLS-only one (`rediss://`), whose certificate is signed by the test CA
-//! [`EMU_TLS_CA_PEM`](crate::auth0::EMU_TLS_CA_PEM).
+//! [`EMU_TLS_CA_PEM`](crate::auth0::EMU_TLS_CA_PEM). [`TestRedis::spawn_persistent`] spawns one
+//! that keeps its data across a kill and restart. [`TestRedis::spawn_cluster`] spawns a Redis
+//! Cluster of three primaries ([`TestRedisCluster`]).
 //!
 //! A spawned server is killed when its [`TestRedis`] is dropped, and also when this process
 //! goes away: it runs under a small `bash` guard that kills it once the guard's stdin (a pipe
@@ -49,6 +51,8 @@ const INSTALL_HINT: &str = "the Redis tests need `redis-server` (Debian: `apt-ge
 pub struct TestRedis {
     url: String,
     server: Option<Server>,
+    /// The data directory of a [`spawn_persistent`](Self::spawn_persistent) server.
+    _scratch: Option<ScratchDir>,
 }
 
 #[derive(Debug)]
@@ -57,6 +61,8 @@ struct Server {
     guard: Option<Child>,
     /// For a TLS-only server: its certificate files and control socket.
     tls: Option<TlsFiles>,
+    /// More `redis-server` arguments (after, so overriding, the defaults).
+    extra: Vec<std::ffi::OsString>,
 }
 
 /// A temporary directory holding a TLS server's certificate, key and CA (PEM), and the Unix
@@ -124,7 +130,11 @@ impl TestRedis {
     /// When `REDIS_URL` is unset and `redis-server` cannot be started.
     pub async fn start() -> Self {
         match std::env::var("REDIS_URL") {
-            Ok(url) if !url.trim().is_empty() => Self { url, server: None },
+            Ok(url) if !url.trim().is_empty() => Self {
+                url,
+                server: None,
+                _scratch: None,
+            },
             _ => Self::spawn().await,
         }
     }
@@ -143,11 +153,13 @@ impl TestRedis {
                 port,
                 guard: None,
                 tls: None,
+                extra: Vec::new(),
             };
             if server.launch().await {
                 return Self {
                     url: format!("redis://127.0.0.1:{port}"),
                     server: Some(server),
+                    _scratch: None,
                 };
             }
         }
@@ -172,17 +184,126 @@ impl TestRedis {
                 port,
                 guard: None,
                 tls: Some(TlsFiles::create()),
+                extra: Vec::new(),
             };
             if server.launch().await {
                 return Self {
                     url: format!("rediss://127.0.0.1:{port}"),
                     server: Some(server),
+                    _scratch: None,
                 };
             }
         }
         panic!(
             "TLS redis-server did not start after {SPAWN_ATTEMPTS} attempts (ports taken, or no TLS support?)"
         );
+    }
+
+    /// Like [`spawn`](Self::spawn), but the server keeps its data across
+    /// [`kill`](Self::kill) and [`restart`](Self::restart): an append-only file written on
+    /// every command (`--appendonly yes --appendfsync always`) in a directory of its own, which
+    /// the restarted server loads. For tests of an outage that must not lose sessions.
+    ///
+    /// # Panics
+    ///
+    /// As [`spawn`](Self::spawn).
+    pub async fn spawn_persistent() -> Self {
+        check_installed();
+        let dir = ScratchDir::create("test-redis-aof");
+        for _ in 0..SPAWN_ATTEMPTS {
+            let port = free_port();
+            let mut server = Server {
+                port,
+                guard: None,
+                tls: None,
+                extra: vec![
+                    "--appendonly".into(),
+                    "yes".into(),
+                    "--appendfsync".into(),
+                    "always".into(),
+                    "--dir".into(),
+                    dir.path.clone().into(),
+                ],
+            };
+            if server.launch().await {
+                return Self {
+                    url: format!("redis://127.0.0.1:{port}"),
+                    server: Some(server),
+                    _scratch: Some(dir),
+                };
+            }
+        }
+        panic!("redis-server did not start after {SPAWN_ATTEMPTS} attempts (ports taken?)");
+    }
+
+    /// A Redis Cluster of three primaries (no replicas) of this test's own, on free loopback
+    /// ports: three `redis-server --cluster-enabled yes` processes (each under the same kill
+    /// guard as [`spawn`](Self::spawn)), joined by `redis-cli --cluster create`; returns once
+    /// every node reports `cluster_state:ok`. Each node keeps its data in an append-only file,
+    /// so [`TestRedisCluster::restart`] brings a killed node back with it. Killed on drop.
+    /// Never skips.
+    ///
+    /// # Panics
+    ///
+    /// When `redis-server` or `redis-cli` is missing, or the cluster is not up within 30 s.
+    pub async fn spawn_cluster() -> TestRedisCluster {
+        check_installed();
+        let dir = ScratchDir::create("test-redis-cluster");
+        let mut nodes = Vec::new();
+        while nodes.len() < CLUSTER_NODES {
+            let mut started = None;
+            for _ in 0..SPAWN_ATTEMPTS {
+                let port = free_cluster_port();
+                let mut server = Server {
+                    port,
+                    guard: None,
+                    tls: None,
+                    // Persistent (as `spawn_persistent`), so a node killed and restarted by a
+                    // test comes back with its data and its place in the cluster.
+                    extra: vec![
+                        "--cluster-enabled".into(),
+                        "yes".into(),
+                        "--cluster-config-file".into(),
+                        dir.path.join(format!("nodes-{port}.conf")).into(),
+                        "--cluster-node-timeout".into(),
+                        "2000".into(),
+                        "--appendonly".into(),
+                        "yes".into(),
+                        "--appendfsync".into(),
+                        "always".into(),
+                        "--appenddirname".into(),
+                        format!("aof-{port}").into(),
+                        "--dir".into(),
+                        dir.path.clone().into(),
+                    ],
+                };
+                if server.launch().await {
+                    started = Some(server);
+                    break;
+                }
+            }
+            nodes.push(started.unwrap_or_else(|| {
+                panic!("cluster redis-server did not start after {SPAWN_ATTEMPTS} attempts")
+            }));
+        }
+        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("running redis-cli --cluster create: {e}; {INSTALL_HINT}"));
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = TestRedisCluster { nodes, _dir: dir };
+        cluster.wait_ok().await;
+        cluster
     }
 
     /// The server's URL (`redis://…`, or `rediss://…` from [`spawn_tls`](Self::spawn_tls)).
@@ -206,7 +327,8 @@ impl TestRedis {
         self.owned().stop();
     }
 
-    /// Starts the spawned server again on the same port (empty: nothing is persisted).
+    /// Starts the spawned server again on the same port: empty, except for a
+    /// [`spawn_persistent`](Self::spawn_persistent) one, which reloads its data.
     ///
     /// # Panics
     ///
@@ -289,6 +411,7 @@ impl Server {
             .args(["--dbfilename", &tag])
             .arg("--dir")
             .arg(&dir)
+            .args(&self.extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -343,6 +466,153 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// How many primaries [`TestRedis::spawn_cluster`] starts.
+const CLUSTER_NODES: usize = 3;
+
+/// A Redis Cluster of three primaries for one test, from [`TestRedis::spawn_cluster`];
+/// killed when dropped.
+#[derive(Debug)]
+pub struct TestRedisCluster {
+    nodes: Vec<Server>,
+    _dir: ScratchDir,
+}
+
+impl TestRedisCluster {
+    /// The nodes' URLs (`redis://127.0.0.1:{port}`), seeds for a cluster client.
+    #[must_use]
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port))
+            .collect()
+    }
+
+    /// A plain connection to node `i` (no cluster routing), e.g. to list the keys it holds.
+    ///
+    /// # Panics
+    ///
+    /// When the node cannot be reached.
+    pub async fn node(&self, i: usize) -> ::redis::aio::MultiplexedConnection {
+        ::redis::Client::open(self.urls()[i].as_str())
+            .expect("node URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to a cluster node")
+    }
+
+    /// Deletes every key that starts with `prefix` (no glob characters) on every node; returns
+    /// how many.
+    ///
+    /// # Panics
+    ///
+    /// When a node cannot be reached or a command fails.
+    pub async fn flush_prefix(&self, prefix: &str) -> usize {
+        let mut deleted = 0;
+        for (node, key) in layout::cluster_keys(self, &format!("{prefix}*")).await {
+            let mut conn = self.node(node).await;
+            // One key at a time: a node's keys are in many slots.
+            deleted += ::redis::cmd("DEL")
+                .arg(&key)
+                .query_async::<usize>(&mut conn)
+                .await
+                .expect("DEL");
+        }
+        deleted
+    }
+
+    /// Kills node `i` (SIGKILL) and waits until it is gone.
+    pub fn kill(&mut self, i: usize) {
+        self.nodes[i].stop();
+    }
+
+    /// Starts node `i` again on its port, with its data and cluster configuration, and waits
+    /// until every node reports `cluster_state:ok` again.
+    ///
+    /// # Panics
+    ///
+    /// When the node does not come back, or the cluster is not ok within 30 s.
+    pub async fn restart(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.stop();
+        assert!(
+            node.launch().await,
+            "cluster node on port {} did not restart",
+            node.port
+        );
+        self.wait_ok().await;
+    }
+
+    /// Waits until every node reports `cluster_state:ok`.
+    async fn wait_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for url in self.urls() {
+            let client = ::redis::Client::open(url.as_str()).expect("node URL");
+            loop {
+                let info = match client.get_multiplexed_async_connection().await {
+                    Ok(mut conn) => ::redis::cmd("CLUSTER")
+                        .arg("INFO")
+                        .query_async::<String>(&mut conn)
+                        .await
+                        .unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                if info.contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "Redis Cluster node {url} not ok within 30 s: {info}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// How many nodes the cluster has.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Never: a cluster has nodes (for clippy's `len_without_is_empty`).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
+
+/// A temporary directory, removed on drop.
+#[derive(Debug)]
+struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    fn create(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("{name}-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&path).expect("creating a test directory");
+        Self { path }
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A loopback port that was free a moment ago, with its cluster bus port (`port + 10000`) free
+/// too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port + 10_000))).is_ok()
+        {
+            return port;
+        }
     }
 }
 
@@ -421,14 +691,15 @@ fn free_port() -> u16 {
         .expect("binding a loopback port")
 }
 
-/// Reads of the `RedisBackend` data layout (`{prefix}s:{id}` hashes, `{prefix}sid:` and
-/// `{prefix}sub:` index sets), for tests that check more than the `SessionBackend` contract.
+/// Reads of the `RedisBackend` data layout (`{prefix}s:{<id>}` hashes, the id in braces as a
+/// Redis Cluster hash tag; `{prefix}sid:` and `{prefix}sub:` index sets), for tests that check
+/// more than the `SessionBackend` contract.
 pub mod layout {
     use std::collections::{BTreeMap, BTreeSet};
 
     use redis::aio::MultiplexedConnection;
 
-    use super::TestRedis;
+    use super::{TestRedis, TestRedisCluster};
 
     /// A plain connection to `redis`, beside the backend under test.
     ///
@@ -504,7 +775,8 @@ pub mod layout {
         let mut owners: BTreeMap<String, (String, String)> = BTreeMap::new();
         for key in &sessions {
             let id = key
-                .strip_prefix(&format!("{prefix}s:"))
+                .strip_prefix(&format!("{prefix}s:{{"))
+                .and_then(|k| k.strip_suffix('}'))
                 .expect("session key")
                 .to_owned();
             let fields: BTreeMap<String, Vec<u8>> = redis::cmd("HGETALL")
@@ -558,6 +830,102 @@ pub mod layout {
                     let indexed = if field == 0 { &owner.0 } else { &owner.1 };
                     assert_eq!(indexed, &value, "{id} is in {index} but indexed under {indexed}");
                 }
+            }
+        }
+        sessions.len()
+    }
+    /// Every key matching `pattern` on every node of `cluster`, with the node's index.
+    ///
+    /// # Panics
+    ///
+    /// When a node cannot be reached or a command fails.
+    pub async fn cluster_keys(cluster: &TestRedisCluster, pattern: &str) -> Vec<(usize, String)> {
+        let mut out = Vec::new();
+        for i in 0..cluster.len() {
+            let mut conn = cluster.node(i).await;
+            out.extend(
+                keys_with_prefix(&mut conn, pattern)
+                    .await
+                    .into_iter()
+                    .map(|k| (i, k)),
+            );
+        }
+        out
+    }
+
+    /// A command's answer from the node of `cluster` that serves `key` (the others answer
+    /// `MOVED`).
+    ///
+    /// # Panics
+    ///
+    /// When no node answers.
+    pub async fn cluster_query<T: redis::FromRedisValue>(
+        cluster: &TestRedisCluster,
+        key: &str,
+        cmd: &redis::Cmd,
+    ) -> T {
+        for i in 0..cluster.len() {
+            let mut conn = cluster.node(i).await;
+            if let Ok(v) = cmd.query_async::<T>(&mut conn).await {
+                return v;
+            }
+        }
+        panic!("no node of the cluster answers for {key}");
+    }
+
+    /// [`check_consistent`] for a cluster, without `strict` (in cluster mode the writes that
+    /// touch several slots go in steps and leave stale index members): every session hash has
+    /// `v`, `sid`, `sub` and a TTL, and is a member of both its indexes, which live at least as
+    /// long. Returns the number of sessions.
+    ///
+    /// # Panics
+    ///
+    /// When an invariant does not hold or a command fails.
+    pub async fn check_cluster_consistent(cluster: &TestRedisCluster, prefix: &str) -> usize {
+        let sessions = cluster_keys(cluster, &format!("{prefix}s:*")).await;
+        for (node, key) in &sessions {
+            let mut conn = cluster.node(*node).await;
+            let id = key
+                .strip_prefix(&format!("{prefix}s:{{"))
+                .and_then(|k| k.strip_suffix('}'))
+                .expect("session key");
+            let fields: BTreeMap<String, Vec<u8>> = redis::cmd("HGETALL")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .expect("HGETALL");
+            let field = |name: &str| {
+                String::from_utf8(
+                    fields
+                        .get(name)
+                        .unwrap_or_else(|| panic!("{key} lacks {name}"))
+                        .clone(),
+                )
+                .expect("utf-8 field")
+            };
+            assert!(fields.contains_key("v"), "{key} lacks v");
+            let ttl = pttl(&mut conn, key).await;
+            if ttl == -2 {
+                continue; // expired while looking
+            }
+            assert!(ttl > 0, "{key} has no TTL ({ttl})");
+            for index in [
+                format!("{prefix}sid:{}", field("sid")),
+                format!("{prefix}sub:{}", field("sub")),
+            ] {
+                let mut ismember = redis::cmd("SISMEMBER");
+                ismember.arg(&index).arg(id);
+                assert!(
+                    cluster_query::<bool>(cluster, &index, &ismember).await,
+                    "{id} missing from {index}"
+                );
+                let mut cmd = redis::cmd("PTTL");
+                cmd.arg(&index);
+                let index_ttl: i64 = cluster_query(cluster, &index, &cmd).await;
+                assert!(
+                    index_ttl + 50 >= ttl,
+                    "{index} expires before {key}: {index_ttl} < {ttl}"
+                );
             }
         }
         sessions.len()

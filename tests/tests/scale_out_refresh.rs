@@ -68,7 +68,12 @@ impl SessionBackend for Wrapped {
     ) -> Result<bool, StoreError> {
         self.inner.update(id, value, keys, ttl).await
     }
-    async fn acquire_refresh_lease(&self, key: &str, ttl: Duration) -> Result<Option<u64>, StoreError> {
+    async fn acquire_refresh_lease(
+        &self,
+        session_id: &str,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<Option<u64>, StoreError> {
         if self.no_lease {
             return Ok(Some(0));
         }
@@ -76,15 +81,20 @@ impl SessionBackend for Wrapped {
             && !self.planted.swap(true, Ordering::SeqCst)
         {
             // A holder takes the lease and dies: never refreshes, never releases.
-            assert!(self.inner.acquire_refresh_lease(key, dead).await?.is_some());
+            assert!(
+                self.inner
+                    .acquire_refresh_lease(session_id, key, dead)
+                    .await?
+                    .is_some()
+            );
         }
-        self.inner.acquire_refresh_lease(key, ttl).await
+        self.inner.acquire_refresh_lease(session_id, key, ttl).await
     }
-    async fn release_refresh_lease(&self, key: &str, token: u64) -> Result<(), StoreError> {
+    async fn release_refresh_lease(&self, session_id: &str, key: &str, token: u64) -> Result<(), StoreError> {
         if self.no_lease {
             return Ok(());
         }
-        self.inner.release_refresh_lease(key, token).await
+        self.inner.release_refresh_lease(session_id, key, token).await
     }
     async fn update_fenced(
         &self,
@@ -100,10 +110,10 @@ impl SessionBackend for Wrapped {
         }
         if self.lose_lease_before_write {
             // As if the lease expired and another request took it over.
-            self.inner.release_refresh_lease(lease_key, token).await?;
+            self.inner.release_refresh_lease(id, lease_key, token).await?;
             let next = self
                 .inner
-                .acquire_refresh_lease(lease_key, Duration::from_secs(60))
+                .acquire_refresh_lease(id, lease_key, Duration::from_secs(60))
                 .await?;
             assert!(next.is_some_and(|n| n > token));
             let before = self.inner.get(id).await?;

@@ -3,7 +3,9 @@
 //! back-channel logouts reach every instance.
 //!
 //! Same HTTP contract as the quickstart (see `auth_examples::quickstart`), plus `REDIS_URL`
-//! (default `redis://127.0.0.1:6379`).
+//! (default `redis://127.0.0.1:6379`), or `REDIS_CLUSTER_URLS` (comma-separated node URLs)
+//! for a Redis Cluster. Each instance keeps a local cache of sessions that Redis keeps true
+//! (`auth_redis` "Local cache"): a protected request costs no Redis round trip.
 //!
 //! ```sh
 //! REDIS_URL=redis://127.0.0.1:6379 AUTH0_DOMAIN=… AUTH0_CLIENT_ID=… AUTH0_CLIENT_SECRET=… \
@@ -19,10 +21,12 @@ use auth_redis::RedisBackend;
 #[tokio::main]
 async fn main() {
     serve::init_logging();
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let backend = match RedisBackend::connect(&url).await {
+    // `REDIS_URL` (default redis://127.0.0.1:6379), or a Redis Cluster's `REDIS_CLUSTER_URLS`.
+    let backend = match RedisBackend::from_env().await {
         Ok(b) => b,
-        Err(e) => fail(&format!("cannot connect to Redis (REDIS_URL): {e}")),
+        Err(e) => fail(&format!(
+            "cannot connect to Redis (REDIS_URL / REDIS_CLUSTER_URLS): {e}"
+        )),
     };
     let client = ServerClientBuilder::from_env()
         .and_then(|b| b.session_backend(backend).server_side_sessions(true).build())

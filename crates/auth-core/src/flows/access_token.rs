@@ -140,6 +140,8 @@ const LEASE_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(200
 
 /// A refresh lease held in the backend.
 struct Lease {
+    /// The id of the session record the lease belongs to.
+    session_id: String,
     key: String,
     token: u64,
 }
@@ -429,13 +431,24 @@ impl ServerClient {
     ) -> Result<Leased> {
         let c = &self.inner.config;
         let lease_key = lease_key(token, key);
+        // The lease lives beside the session's record (one Redis Cluster slot).
+        let session_id = self
+            .inner
+            .sessions
+            .session_id(&*jar)
+            .ok_or(Error::SessionExpired)?;
         let ttl = c.refresh_lease_ttl;
         let held = select(&session.token_sets, audience, scope).map(|t| t.access_token.clone());
         let give_up = std::time::Instant::now() + ttl.saturating_mul(2);
         let mut delay = LEASE_POLL_FIRST;
         loop {
-            if let Some(t) = c.backend.acquire_refresh_lease(&lease_key, ttl).await? {
+            if let Some(t) = c
+                .backend
+                .acquire_refresh_lease(&session_id, &lease_key, ttl)
+                .await?
+            {
                 let lease = Lease {
+                    session_id,
                     key: lease_key,
                     token: t,
                 };
@@ -512,7 +525,7 @@ impl ServerClient {
             .inner
             .config
             .backend
-            .release_refresh_lease(&lease.key, lease.token)
+            .release_refresh_lease(&lease.session_id, &lease.key, lease.token)
             .await
         {
             tracing::warn!(error = %e, "releasing the refresh lease failed; it expires by itself");

@@ -62,35 +62,44 @@ pub trait SessionBackend: Send + Sync + Debug + 'static {
         Ok(true)
     }
 
-    /// Takes the refresh lease `key` for `ttl` when nobody holds it: `Some(fencing token)` when
-    /// taken, `None` while another holder's lease is live. Fencing tokens only grow: each
-    /// acquisition gets a greater one than every earlier acquisition of any lease of this
-    /// backend, so a holder whose lease expired can be told apart from the one that took it
-    /// over.
+    /// Takes the refresh lease `key` of the session stored under `session_id` for `ttl` when
+    /// nobody holds it: `Some(fencing token)` when taken, `None` while another holder's lease
+    /// is live. Fencing tokens only grow: each acquisition gets a greater one than every
+    /// earlier acquisition of any lease of the same session (a backend may count per session,
+    /// e.g. to keep a session's keys together on one Redis Cluster slot: fencing only ever
+    /// compares holders of one lease), so a holder whose lease expired can be told apart from
+    /// the one that took it over.
     ///
-    /// The library takes one lease per (refresh token, audience, scope) before refreshing a
-    /// server-side session, so that instances sharing the backend send one refresh between
-    /// them; the others wait for the record to hold the new token set. `key` is made of
-    /// hashes and names no secret.
+    /// The library takes one lease per (session, refresh token, audience, scope) before
+    /// refreshing a server-side session, so that instances sharing the backend send one
+    /// refresh between them; the others wait for the record to hold the new token set. `key`
+    /// is made of hashes and names no secret; the lease lives beside the session's record
+    /// (`session_id`), and [`update_fenced`](Self::update_fenced) of that record checks it.
     ///
     /// The default does not coordinate: it always answers `Some(0)` (every caller refreshes on
     /// its own, as with one instance per backend). Both built-in backends override it.
-    async fn acquire_refresh_lease(&self, key: &str, ttl: Duration) -> Result<Option<u64>, StoreError> {
-        let _ = (key, ttl);
+    async fn acquire_refresh_lease(
+        &self,
+        session_id: &str,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<Option<u64>, StoreError> {
+        let _ = (session_id, key, ttl);
         Ok(Some(0))
     }
 
-    /// Releases the refresh lease `key` if it is still held with `token` (no error, and
-    /// nothing done, when it expired or another holder took it over).
+    /// Releases the refresh lease `key` of the session `session_id` if it is still held with
+    /// `token` (no error, and nothing done, when it expired or another holder took it over).
     ///
     /// The default does nothing.
-    async fn release_refresh_lease(&self, key: &str, token: u64) -> Result<(), StoreError> {
-        let _ = (key, token);
+    async fn release_refresh_lease(&self, session_id: &str, key: &str, token: u64) -> Result<(), StoreError> {
+        let _ = (session_id, key, token);
         Ok(())
     }
 
-    /// [`update`](Self::update), done only while the refresh lease `lease_key` is still held
-    /// with `token`, checked atomically with the write: `false`, writing nothing, when the
+    /// [`update`](Self::update), done only while the refresh lease `lease_key` of this session
+    /// (taken with [`acquire_refresh_lease`](Self::acquire_refresh_lease) and `id` as its
+    /// `session_id`) is still held with `token`, checked atomically with the write: `false`, writing nothing, when the
     /// lease expired or was taken over (a stale holder never overwrites a newer token set), or
     /// when the record is gone.
     ///

@@ -65,6 +65,12 @@ pub(crate) trait SealedStore: StateStore {
     async fn fetch(&self, jar: &mut dyn CookieJar) -> Result<Option<String>>;
     /// Opens fetched bytes: the session, or `None` when they do not open or parse.
     fn open(&self, sealed: &str) -> Option<SessionData>;
+    /// The id of this request's stored session record (server-side sessions), without reading
+    /// the record; `None` for stores without records (cookies) or without a valid id cookie.
+    fn session_id(&self, jar: &dyn CookieJar) -> Option<String> {
+        let _ = jar;
+        None
+    }
 }
 
 /// The opened-session cache over a [`SealedStore`] (see the module docs). Writes go straight
@@ -105,6 +111,11 @@ impl CachedStateStore {
             self.cache.insert(&sealed, s);
         }
         Ok(opened)
+    }
+
+    /// The id of this request's stored session record ([`SealedStore::session_id`]).
+    pub(crate) fn session_id(&self, jar: &dyn CookieJar) -> Option<String> {
+        self.inner.session_id(jar)
     }
 
     /// The session as an owned copy ([`StateStore::get`]).

@@ -49,8 +49,8 @@ struct Inner {
     sessions: HashMap<String, Entry>,
     by_key: HashMap<LogoutKey, HashSet<String>>,
     once: HashMap<String, Instant>,
-    /// Refresh leases: fencing token and expiry by key.
-    leases: HashMap<String, (u64, Instant)>,
+    /// Refresh leases: fencing token and expiry by (session id, lease key).
+    leases: HashMap<(String, String), (u64, Instant)>,
     /// The last fencing token handed out.
     lease_seq: u64,
     last_sweep: Option<Instant>,
@@ -105,10 +105,10 @@ impl Inner {
         self.leases.retain(|_, (_, exp)| *exp > now);
     }
 
-    /// Whether the refresh lease `key` is live and held with `token`.
-    fn holds_lease(&self, key: &str, token: u64, now: Instant) -> bool {
+    /// Whether the refresh lease `key` of session `id` is live and held with `token`.
+    fn holds_lease(&self, id: &str, key: &str, token: u64, now: Instant) -> bool {
         self.leases
-            .get(key)
+            .get(&(id.to_owned(), key.to_owned()))
             .is_some_and(|(t, exp)| *t == token && *exp > now)
     }
 
@@ -177,23 +177,31 @@ impl SessionBackend for MemoryBackend {
         Ok(true)
     }
 
-    async fn acquire_refresh_lease(&self, key: &str, ttl: Duration) -> Result<Option<u64>, StoreError> {
+    async fn acquire_refresh_lease(
+        &self,
+        session_id: &str,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<Option<u64>, StoreError> {
         let now = Instant::now();
         let mut g = self.lock()?;
         g.sweep(now);
-        if g.leases.get(key).is_some_and(|(_, exp)| *exp > now) {
+        let lease = (session_id.to_owned(), key.to_owned());
+        if g.leases.get(&lease).is_some_and(|(_, exp)| *exp > now) {
             return Ok(None);
         }
+        // One counter for every lease: tokens grow across sessions too, more than required.
         g.lease_seq += 1;
         let token = g.lease_seq;
-        g.leases.insert(key.to_owned(), (token, now + ttl));
+        g.leases.insert(lease, (token, now + ttl));
         Ok(Some(token))
     }
 
-    async fn release_refresh_lease(&self, key: &str, token: u64) -> Result<(), StoreError> {
+    async fn release_refresh_lease(&self, session_id: &str, key: &str, token: u64) -> Result<(), StoreError> {
         let mut g = self.lock()?;
-        if g.leases.get(key).is_some_and(|(t, _)| *t == token) {
-            g.leases.remove(key);
+        let lease = (session_id.to_owned(), key.to_owned());
+        if g.leases.get(&lease).is_some_and(|(t, _)| *t == token) {
+            g.leases.remove(&lease);
         }
         Ok(())
     }
@@ -210,7 +218,7 @@ impl SessionBackend for MemoryBackend {
         let now = Instant::now();
         let mut g = self.lock()?;
         // Lease, record and write under one lock.
-        if !g.holds_lease(lease_key, token, now) || g.sessions.get(id).is_none_or(|e| e.expires <= now) {
+        if !g.holds_lease(id, lease_key, token, now) || g.sessions.get(id).is_none_or(|e| e.expires <= now) {
             return Ok(false);
         }
         g.put(id, value, keys, now + ttl);

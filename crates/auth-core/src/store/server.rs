@@ -109,6 +109,10 @@ impl SealedStore for ServerSideStateStore {
         Ok(Some(fetched))
     }
 
+    fn session_id(&self, jar: &dyn CookieJar) -> Option<String> {
+        self.current_id(jar)
+    }
+
     fn open(&self, fetched: &str) -> Option<SessionData> {
         let (id, record) = fetched.split_at_checked(ID_LEN)?;
         let record = record.strip_prefix('.')?;
