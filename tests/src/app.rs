@@ -84,14 +84,9 @@ impl TestApp {
             idp_opts.backchannel_logout_uri = Some(format!("{base}/auth/backchannel-logout"));
         }
         let idp = TestIdp::start_with(idp_opts).await;
-        let builder = ServerClient::builder()
-            .issuer(idp.issuer())
-            .client_id(CONF_BASIC_ID)
-            .client_auth(ClientAuth::secret(CONF_BASIC_SECRET))
-            .secret(APP_SECRET)
-            .app_base_url(&base)
-            .authorization_params(AuthorizationParams::new());
-        let client = (config.client)(builder).build().expect("client config");
+        let client = (config.client)(preset(&idp, &base))
+            .build()
+            .expect("client config");
         let auth = AuthState::new(client, config.options).expect("auth state");
         let app = (config.router)(&auth);
         let server = tokio::spawn(async move {
@@ -108,6 +103,29 @@ impl TestApp {
     /// `base` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// Another instance of this app, as behind a load balancer: the same preset configuration
+    /// (issuer, client, secret, public base URL) adjusted by `client` (e.g. its own handle on a
+    /// shared backend), serving the quickstart on its own loopback listener. The browser's
+    /// host-only cookies reach it too (same host, another port).
+    pub async fn another_instance(
+        &self,
+        client: impl FnOnce(ServerClientBuilder) -> ServerClientBuilder,
+    ) -> Instance {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind app listener");
+        let base = format!("http://{}", listener.local_addr().expect("local addr"));
+        let client = client(preset(&self.idp, &self.base))
+            .build()
+            .expect("client config");
+        let auth = AuthState::new(client, AuthOptions::new()).expect("auth state");
+        let app = auth_examples::quickstart::app(&auth);
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Instance { base, server }
     }
 
     /// A fresh cookie-keeping client that does not follow redirects.
@@ -132,6 +150,38 @@ impl TestApp {
             "IdP sent us to {callback}"
         );
         http.get(callback.as_str()).send().await.expect("GET callback")
+    }
+}
+
+/// The client builder preset for `idp`'s `conf-basic` client and the app at `base`.
+fn preset(idp: &TestIdp, base: &str) -> ServerClientBuilder {
+    ServerClient::builder()
+        .issuer(idp.issuer())
+        .client_id(CONF_BASIC_ID)
+        .client_auth(ClientAuth::secret(CONF_BASIC_SECRET))
+        .secret(APP_SECRET)
+        .app_base_url(base)
+        .authorization_params(AuthorizationParams::new())
+}
+
+/// A further instance of a [`TestApp`] ([`TestApp::another_instance`]); stops when dropped.
+#[derive(Debug)]
+pub struct Instance {
+    /// `http://127.0.0.1:<port>`, no trailing slash.
+    pub base: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Instance {
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.server.abort();
     }
 }
 
