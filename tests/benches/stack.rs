@@ -1,5 +1,6 @@
 //! CPU cost of one request through the whole Axum stack, without sockets: the three apps of
-//! the load test (`auth_examples::load`) called the way `axum::serve` calls them (a clone of
+//! the load test (`auth_examples::load`) called the way `axum::serve` calls them (the routes
+//! built once, as `axum::serve` does per connection with `Router::with_state(())`; a clone of
 //! the router per request, `oneshot`), with the same realistic session cookie.
 //!
 //! ```sh
@@ -147,6 +148,11 @@ fn login_request(cookie: &HeaderValue) -> Request<Body> {
     req
 }
 
+/// `app` as `axum::serve` serves it on a connection: its routes built (`Router::with_state`).
+fn serving(app: Router) -> Router {
+    app.with_state(())
+}
+
 fn status(app: &Router, cookie: Option<&HeaderValue>) -> StatusCode {
     ready(app.clone().oneshot(request(cookie))).unwrap().status()
 }
@@ -156,8 +162,11 @@ fn stack(c: &mut Criterion) {
     let session = realistic_session(now).unwrap();
     let sealed = ready(session_cookie(&session, now)).unwrap();
     let cookie = HeaderValue::from_str(&sealed.header).unwrap();
-    let protected = ready(protected_app("http://127.0.0.1:18082")).unwrap();
-    let (bare, with_cookie) = (bare_app(), cookie_app());
+    // `axum::serve` turns every route into its service once per connection (`with_state`),
+    // not once per request: so do these, or each request would also pay for building its
+    // route and applying the layers to it.
+    let protected = serving(ready(protected_app("http://127.0.0.1:18082")).unwrap());
+    let (bare, with_cookie) = (serving(bare_app()), serving(cookie_app()));
 
     // The variants answer as the load test expects, or the numbers mean nothing.
     assert_eq!(status(&bare, None), StatusCode::OK);
@@ -197,7 +206,7 @@ fn stack(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let login = login_app(rt.block_on(discovery_server()));
+    let login = serving(login_app(rt.block_on(discovery_server())));
     // The first login fetches the metadata; every measured one finds it cached.
     let first = rt
         .block_on(login.clone().oneshot(login_request(&cookie)))
