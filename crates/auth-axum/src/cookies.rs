@@ -78,8 +78,12 @@ impl<S: Send + Sync> FromRequestParts<S> for AxumCookieJar {
 
 impl CookieJar for AxumCookieJar {
     fn get(&self, name: &str) -> Option<String> {
-        let cookie = self.cookies.get(name)?;
-        (!is_removal(&cookie)).then(|| cookie.value().to_owned())
+        // The value copied once, straight from the request's header text (or the jar).
+        self.cookies
+            .get_with(name, |cookie| {
+                (!is_removal(cookie)).then(|| cookie.value().to_owned())
+            })
+            .flatten()
     }
 
     fn names(&self) -> Vec<String> {

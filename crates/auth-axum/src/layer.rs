@@ -5,8 +5,8 @@
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
+use http::HeaderMap;
 use http::header::{COOKIE, SET_COOKIE};
-use http::{HeaderMap, HeaderValue};
 use tower::{Layer, Service};
 use tower_cookies::{CookieManager, Cookies};
 
@@ -38,10 +38,8 @@ impl<S: Clone> Layer<S> for AuthLayer {
     fn layer(&self, inner: S) -> Self::Service {
         // The write-back sits inside the cookie manager (ours or the app's): the session it
         // writes is in the jar before the jar's changes become `Set-Cookie` headers.
-        let inner = WriteBack::new(inner);
         AuthService {
-            managed: CookieManager::new(inner.clone()),
-            inner,
+            managed: CookieManager::new(WriteBack::new(inner)).max_cookie_parts(MAX_COOKIE_PARTS),
             state: self.state.clone(),
         }
     }
@@ -56,15 +54,17 @@ impl<S: Clone> Layer<S> for AuthLayer {
 /// large by then) is logged at `error` (without values) and the response goes out as it is.
 #[derive(Clone, Debug)]
 pub struct AuthService<S> {
-    inner: WriteBack<S>,
+    /// The app's service under the write-back, under tower-cookies' manager; a request that
+    /// already has a jar calls the write-back directly (`get_mut`): one copy of the app's
+    /// service, so cloning this one (axum does per request) clones it once.
     managed: CookieManager<WriteBack<S>>,
     state: AuthState,
 }
 
-/// `;`-separated parts of a request's `Cookie` header(s) handed to the cookie jar when this
-/// layer installs it; the rest is dropped before anything parses it. Browsers send at most
-/// about 180 cookies per site; the cap bounds the work (and the memory) a hostile header can
-/// cause however long it is.
+/// `;`-separated parts of a request's `Cookie` header(s) that the cookie jar reads when this
+/// layer installs it (tower-cookies' `CookieManager::max_cookie_parts`); the rest is never
+/// parsed. Browsers send at most about 180 cookies per site; the cap bounds the work (and the
+/// memory) a hostile header can cause however long it is.
 pub(crate) const MAX_COOKIE_PARTS: usize = 256;
 
 impl<S, B> Service<Request<B>> for AuthService<S>
@@ -76,8 +76,7 @@ where
     type Future = future::SensitiveResponse<WriteBackFuture<S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // Either may be called: both must be ready (for axum's services both always are).
-        std::task::ready!(self.inner.poll_ready(cx))?;
+        // The manager's readiness is the app service's.
         self.managed.poll_ready(cx)
     }
 
@@ -88,71 +87,18 @@ where
             // The app's CookieManagerLayer, outside this one: share its jar. It writes the
             // response's Set-Cookie headers itself, after this layer: marking them sensitive
             // is then up to the app (see the crate docs).
-            return future::SensitiveResponse::shared(self.inner.call(req));
+            return future::SensitiveResponse::shared(self.managed.get_mut().call(req));
         }
-        bound_cookie_headers(req.headers_mut(), MAX_COOKIE_PARTS);
         future::SensitiveResponse::managed(self.managed.call(req))
     }
 }
 
-/// Cuts the request's `Cookie` header(s) after `max` `;`-separated parts in all (no parsing:
-/// a count of separators), so the jar never parses more than that.
-fn bound_cookie_headers(headers: &mut HeaderMap, max: usize) {
-    let mut seen = 0usize;
-    let mut cut: Option<(usize, usize)> = None;
-    for (i, value) in headers.get_all(COOKIE).iter().enumerate() {
-        let bytes = value.as_bytes();
-        let parts = memchr::memchr_iter(b';', bytes).count() + 1;
-        if seen + parts > max {
-            // The byte offset of the separator that ends the `max - seen`-th part here.
-            let keep = max - seen;
-            let at = memchr::memchr_iter(b';', bytes)
-                .nth(keep.saturating_sub(1))
-                .filter(|_| keep > 0)
-                .unwrap_or(0);
-            cut = Some((i, at));
-            break;
-        }
-        seen += parts;
-    }
-    let Some((index, at)) = cut else {
-        return;
-    };
-    let kept: Vec<HeaderValue> = headers
-        .get_all(COOKIE)
-        .iter()
-        .take(index + 1)
-        .enumerate()
-        .filter_map(|(i, v)| {
-            if i < index {
-                return Some(v.clone());
-            }
-            let mut cut = HeaderValue::from_bytes(v.as_bytes().get(..at)?).ok()?;
-            cut.set_sensitive(true);
-            (!cut.is_empty()).then_some(cut)
-        })
-        .collect();
-    headers.remove(COOKIE);
-    for v in kept {
-        headers.append(COOKIE, v);
-    }
-}
-
 fn mark_sensitive(headers: &mut HeaderMap, name: &http::HeaderName) {
-    // One value (HTTP/1.1, where browsers send one Cookie header) is marked without `entry`,
-    // which may grow the map.
-    let mut values = headers.get_all(name).iter();
-    if values.next().is_none() {
-        return;
-    }
-    if values.next().is_none() {
-        if let Some(v) = headers.get_mut(name) {
-            v.set_sensitive(true);
-        }
-        return;
-    }
-    if let http::header::Entry::Occupied(mut e) = headers.entry(name) {
-        for v in e.iter_mut() {
+    // One walk over the handful of headers a request or response has: no hashing, and every
+    // value of `name` is found (several `Cookie` headers over HTTP/2), without `entry`, which
+    // may grow the map.
+    for (n, v) in headers.iter_mut() {
+        if n == name {
             v.set_sensitive(true);
         }
     }
@@ -270,6 +216,18 @@ mod tests {
             b"true",
             "the request's Cookie header was marked sensitive"
         );
+    }
+
+    #[test]
+    fn every_value_of_the_header_is_marked_sensitive_and_no_other() {
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("a=1"));
+        h.append(http::header::ACCEPT, HeaderValue::from_static("*/*"));
+        h.append(COOKIE, HeaderValue::from_static("b=2"));
+        mark_sensitive(&mut h, &COOKIE);
+        assert!(h.get_all(COOKIE).iter().all(HeaderValue::is_sensitive));
+        assert_eq!(h.get_all(COOKIE).iter().count(), 2);
+        assert!(!h[http::header::ACCEPT].is_sensitive());
     }
 
     /// The Set-Cookie values of `resp`, as text.
@@ -495,19 +453,200 @@ mod tests {
         assert_eq!(names_seen(&[&many]).await.len(), MAX_COOKIE_PARTS);
     }
 
-    #[test]
-    fn a_header_within_the_bound_is_left_alone() {
-        let mut h = HeaderMap::new();
-        h.append(COOKIE, HeaderValue::from_static("a=1; b=2"));
-        h.append(COOKIE, HeaderValue::from_static("c=3"));
-        let before = h.clone();
-        bound_cookie_headers(&mut h, 3);
-        assert_eq!(h, before);
-        bound_cookie_headers(&mut h, 2);
-        let values: Vec<&str> = h.get_all(COOKIE).iter().map(|v| v.to_str().unwrap()).collect();
-        assert_eq!(values, ["a=1; b=2"]);
-        bound_cookie_headers(&mut h, 1);
-        let values: Vec<&str> = h.get_all(COOKIE).iter().map(|v| v.to_str().unwrap()).collect();
-        assert_eq!(values, ["a=1"]);
+    /// What tower-cookies' jar reads from these Cookie header values when it reads at most
+    /// `max` parts: the cookies listed before any write (answered from the headers) and after
+    /// one (the built jar), which must agree, and the request's headers as the app sees them.
+    async fn read_within(values: &[&[u8]], max: usize) -> (Vec<String>, Vec<Vec<u8>>) {
+        let app: Router = Router::new()
+            .route(
+                "/",
+                get(|cookies: tower_cookies::Cookies, headers: HeaderMap| async move {
+                    let listed = |cookies: &tower_cookies::Cookies| {
+                        let mut all: Vec<String> = cookies
+                            .list()
+                            .iter()
+                            .filter(|c| c.name() != "forced")
+                            .map(|c| format!("{}={}", c.name(), c.value()))
+                            .collect();
+                        all.sort();
+                        all
+                    };
+                    let lazy = listed(&cookies);
+                    let mut names = cookies.names();
+                    names.sort();
+                    cookies.add(tower_cookies::Cookie::new("forced", "1"));
+                    assert_eq!(lazy, listed(&cookies), "read before and after a write");
+                    let seen: Vec<Vec<u8>> = headers
+                        .get_all(COOKIE)
+                        .iter()
+                        .map(|v| v.as_bytes().to_vec())
+                        .collect();
+                    let names_listed: Vec<String> = lazy
+                        .iter()
+                        .map(|c| c.split('=').next().unwrap().to_owned())
+                        .collect();
+                    assert_eq!(names, names_listed);
+                    axum::Json((lazy, seen))
+                }),
+            )
+            .layer(tower_cookies::CookieManagerLayer::new().max_cookie_parts(max));
+        let mut req = Request::get("/");
+        for v in values {
+            req = req.header(COOKIE, HeaderValue::from_bytes(v).unwrap());
+        }
+        let resp = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        serde_json::from_str(&body(resp).await).unwrap()
+    }
+
+    /// The jar reads at most `max_cookie_parts` parts in all, whatever the headers hold; the
+    /// request's headers reach the app as they came.
+    #[tokio::test]
+    async fn a_header_within_the_bound_is_read_whole_and_one_beyond_it_is_cut() {
+        let headers: [&[u8]; 2] = [b"a=1; b=2", b"c=3"];
+        for (max, expect) in [
+            (4, &["a=1", "b=2", "c=3"][..]),
+            (3, &["a=1", "b=2", "c=3"]),
+            (2, &["a=1", "b=2"]),
+            (1, &["a=1"]),
+            (0, &[]),
+        ] {
+            let (read, seen) = read_within(&headers, max).await;
+            assert_eq!(read, expect, "max {max}");
+            assert_eq!(seen, headers, "the headers are left as they are");
+        }
+        // A header that is not UTF-8 is skipped; its parts count all the same, and only the
+        // parts that are read have to be UTF-8.
+        let bad: [&[u8]; 2] = [b"a=1;\xff=2;b=3", b"c=4"];
+        assert_eq!(read_within(&bad, 5).await.0, ["c=4"]);
+        assert_eq!(read_within(&bad, 3).await.0, Vec::<String>::new());
+        assert_eq!(read_within(&bad, 1).await.0, ["a=1"]);
+        let late: [&[u8]; 1] = [b"a=1; b%20c=2; ;=x;d=4;\xff"];
+        assert_eq!(read_within(&late, 5).await.0, ["a=1", "b c=2", "d=4"]);
+        assert_eq!(read_within(&late, 6).await.0, Vec::<String>::new());
+    }
+
+    /// Many generated Cookie headers (separators, `=`, `%`, spaces, quotes, bytes that are
+    /// not UTF-8, multi-byte characters), read through tower-cookies with a part limit: the
+    /// answers from the located header text before any write equal the built jar's.
+    #[tokio::test]
+    async fn generated_headers_read_the_same_before_and_after_a_write() {
+        const PIECES: [&[u8]; 14] = [
+            b"a",
+            b"b",
+            b"ab",
+            b"=",
+            b"==",
+            b";",
+            b"; ",
+            b" ",
+            b"%41",
+            b"%",
+            b"%ff",
+            b"\"q\"",
+            "\u{e9}".as_bytes(),
+            b"\xff",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..400 {
+            let mut headers: Vec<Vec<u8>> = Vec::new();
+            for _ in 0..=(next() % 3) {
+                let len = next() % 16;
+                headers.push(
+                    (0..len)
+                        .flat_map(|_| PIECES[(next() % 14) as usize].to_vec())
+                        .collect(),
+                );
+            }
+            let max = (next() % 8) as usize;
+            let cookies = std::sync::Arc::new(std::sync::Mutex::new(None));
+            let seen = cookies.clone();
+            let svc = tower::service_fn(move |req: Request<Body>| {
+                let seen = seen.clone();
+                async move {
+                    *seen.lock().unwrap() = req.extensions().get::<tower_cookies::Cookies>().cloned();
+                    Ok::<_, std::convert::Infallible>(axum::response::Response::new(Body::empty()))
+                }
+            });
+            let mut req = Request::get("/");
+            for h in &headers {
+                if let Ok(v) = HeaderValue::from_bytes(h) {
+                    req = req.header(COOKIE, v);
+                }
+            }
+            tower_cookies::CookieManager::new(svc)
+                .max_cookie_parts(max)
+                .oneshot(req.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let jar = cookies.lock().unwrap().take().unwrap();
+            let answers = |jar: &tower_cookies::Cookies| {
+                let mut list: Vec<String> = jar
+                    .list()
+                    .iter()
+                    .filter(|c| c.name() != "forced")
+                    .map(|c| format!("{}={}", c.name(), c.value()))
+                    .collect();
+                list.sort();
+                let gets: Vec<Option<String>> = ["a", "b", "ab", "A", "\u{e9}", "\"q\"", "a b"]
+                    .iter()
+                    .map(|n| {
+                        let with = jar.get_with(n, |c| c.value().to_owned());
+                        assert_eq!(with, jar.get(n).map(|c| c.value().to_owned()));
+                        with
+                    })
+                    .collect();
+                (list, gets)
+            };
+            let lazy = answers(&jar);
+            let mut names = jar.names();
+            names.sort();
+            let listed: Vec<&str> = lazy.0.iter().map(|c| c.split_once('=').unwrap().0).collect();
+            assert_eq!(names, listed, "{headers:?} within {max}");
+            jar.add(tower_cookies::Cookie::new("forced", "1"));
+            assert_eq!(lazy, answers(&jar), "{headers:?} within {max}");
+        }
+    }
+
+    /// `Cookies::get_with` answers as `get` does, before and after a write.
+    #[tokio::test]
+    async fn get_with_borrows_what_get_copies() {
+        let app: Router = Router::new()
+            .route(
+                "/",
+                get(|cookies: tower_cookies::Cookies| async move {
+                    let names = ["a", "b", "pct", "missing", "new"];
+                    let both = |cookies: &tower_cookies::Cookies| {
+                        names
+                            .iter()
+                            .map(|n| {
+                                let got = cookies.get(n).map(|c| format!("{}={}", c.name(), c.value()));
+                                let with = cookies.get_with(n, |c| format!("{}={}", c.name(), c.value()));
+                                assert_eq!(got, with, "{n}");
+                                got
+                            })
+                            .collect::<Vec<_>>()
+                    };
+                    let before = both(&cookies);
+                    cookies.add(tower_cookies::Cookie::new("new", "3"));
+                    cookies.remove(tower_cookies::Cookie::new("b", ""));
+                    format!("{before:?} {:?}", both(&cookies))
+                }),
+            )
+            .layer(state(false).layer());
+        let req = Request::get("/")
+            .header(COOKIE, "a=0; a = 1 ; b=2; pct=%41")
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        assert_eq!(
+            body(resp).await,
+            r#"[Some("a=1"), Some("b=2"), Some("pct=A"), None, None] [Some("a=1"), None, Some("pct=A"), None, Some("new=3")]"#
+        );
     }
 }

@@ -83,9 +83,17 @@ pub struct Cookies {
 }
 
 impl Cookies {
+    #[cfg(test)]
     fn new(headers: Vec<HeaderValue>) -> Self {
+        Self::bounded(headers.into_iter().collect(), None)
+    }
+
+    /// A jar over `headers` that reads at most `max_parts` `;`-separated parts of them, in all
+    /// (see [`CookieManager::max_cookie_parts`]).
+    fn bounded(headers: Headers, max_parts: Option<usize>) -> Self {
         let inner = Inner {
             headers,
+            max_parts,
             ..Default::default()
         };
         Self {
@@ -103,13 +111,37 @@ impl Cookies {
 
     /// Returns the [`Cookie`] with the given name. Returns [`None`] if it doesn't exist.
     pub fn get(&self, name: &str) -> Option<Cookie<'_>> {
+        self.get_with(name, |cookie| cookie.clone().into_owned())
+    }
+
+    /// Calls `f` with the [`Cookie`] with the given name, borrowed from the jar: nothing is
+    /// copied (use it to read a large value once, e.g. into a buffer of your own). Returns
+    /// [`None`] if it doesn't exist (and `f` is not called).
+    ///
+    /// The jar is locked while `f` runs: `f` must not use these [`Cookies`] (or a clone of
+    /// them), which would deadlock.
+    ///
+    /// # Example:
+    /// ```
+    /// use cookie::Cookie;
+    /// use tower_cookies::Cookies;
+    ///
+    /// let cookies = Cookies::default();
+    /// cookies.add(Cookie::new("foo", "bar"));
+    ///
+    /// assert_eq!(cookies.get_with("foo", |c| c.value().len()), Some(3));
+    /// assert_eq!(cookies.get_with("baz", |c| c.value().len()), None);
+    /// ```
+    pub fn get_with<R>(&self, name: &str, f: impl FnOnce(&Cookie<'_>) -> R) -> Option<R> {
         let mut inner = self.inner.lock();
         if inner.jar.is_none() {
             // Nothing added or removed yet: answer from the request's headers, parsing only
             // the cookie asked for, instead of building the whole jar.
-            return inner.find_in_headers(name);
+            let located = inner.located();
+            let at = located.find(name)?;
+            return located.cookie_at(at).map(|cookie| f(&cookie));
         }
-        inner.jar().get(name).cloned()
+        inner.jar().get(name).map(f)
     }
 
     /// Removes [`Cookie`] from this jar.
@@ -128,9 +160,19 @@ impl Cookies {
         if inner.jar.is_none() {
             // Nothing added or removed yet: the request's cookies as the jar would hold them,
             // one copy each, without building (and hashing into) the jar.
-            return inner.list_from_headers();
+            return inner.located().list();
         }
         inner.jar().iter().cloned().collect()
+    }
+
+    /// Returns the names of all the cookies in the jar, without copying their values.
+    pub fn names(&self) -> Vec<String> {
+        let mut inner = self.inner.lock();
+        if inner.jar.is_none() {
+            // Nothing added or removed yet: the names of the request's cookies, one per name.
+            return inner.located().names();
+        }
+        inner.jar().iter().map(|c| c.name().to_owned()).collect()
     }
 
     /// Returns a child [`SignedCookies`] jar for interations with signed by the `key` cookies.
@@ -150,16 +192,6 @@ impl Cookies {
     /// assert_eq!(signed.get("foo"), Some(foo.clone()));
     /// assert_ne!(cookies.get("foo"), Some(foo));
     /// ```
-    /// Returns the names of all the cookies in the jar, without copying their values.
-    pub fn names(&self) -> Vec<String> {
-        let mut inner = self.inner.lock();
-        if inner.jar.is_none() {
-            // Nothing added or removed yet: the names of the request's cookies, one per name.
-            return inner.names_from_headers();
-        }
-        inner.jar().iter().map(|c| c.name().to_owned()).collect()
-    }
-
     #[cfg(feature = "signed")]
     pub fn signed<'a>(&self, key: &'a cookie::Key) -> SignedCookies<'a> {
         SignedCookies::new(self, key)
@@ -188,10 +220,51 @@ impl Cookies {
     }
 }
 
+/// The request's `Cookie` header values: the usual one kept inline, several in a `Vec`.
+#[derive(Debug)]
+enum Headers {
+    One(HeaderValue),
+    Many(Vec<HeaderValue>),
+}
+
+impl Default for Headers {
+    fn default() -> Self {
+        Headers::Many(Vec::new())
+    }
+}
+
+impl Headers {
+    fn as_slice(&self) -> &[HeaderValue] {
+        match self {
+            Headers::One(value) => std::slice::from_ref(value),
+            Headers::Many(values) => values,
+        }
+    }
+}
+
+impl FromIterator<HeaderValue> for Headers {
+    fn from_iter<I: IntoIterator<Item = HeaderValue>>(iter: I) -> Self {
+        let mut iter = iter.into_iter();
+        let Some(first) = iter.next() else {
+            return Headers::default();
+        };
+        match iter.next() {
+            None => Headers::One(first),
+            Some(second) => {
+                let mut values = vec![first, second];
+                values.extend(iter);
+                Headers::Many(values)
+            }
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    headers: Vec<HeaderValue>,
-    located: Option<Vec<Located>>,
+    headers: Headers,
+    /// At most this many `;`-separated parts of `headers` are read, in all (`None`: all).
+    max_parts: Option<usize>,
+    located: Option<Located>,
     jar: Option<CookieJar>,
     changed: bool,
 }
@@ -208,142 +281,184 @@ fn parse_segment<'c>(cookie_str: &'c str) -> Option<Cookie<'c>> {
     parsed.ok()
 }
 
-/// Where one cookie of the request's headers is: the header and byte range of the
-/// `;`-separated segment it was parsed from, where its `=` is, and its name.
-#[derive(Debug)]
-struct Located {
-    header: usize,
-    segment: std::ops::Range<usize>,
-    eq: usize,
-    name: LocatedName,
+/// The bytes of `headers` that are read when at most `max_parts` `;`-separated parts are, in
+/// all: each header whole, or cut before the separator that ends the last part read; the
+/// headers after that are not read.
+fn bounded_headers(headers: &[HeaderValue], max_parts: Option<usize>) -> Vec<&[u8]> {
+    let Some(mut left) = max_parts else {
+        return headers.iter().map(HeaderValue::as_bytes).collect();
+    };
+    let mut read = Vec::with_capacity(headers.len());
+    for header in headers {
+        if left == 0 {
+            break;
+        }
+        let bytes = header.as_bytes();
+        match memchr::memchr_iter(b';', bytes).nth(left - 1) {
+            Some(end) => {
+                read.push(&bytes[..end]);
+                left = 0;
+            }
+            None => {
+                left -= memchr::memchr_iter(b';', bytes).count() + 1;
+                read.push(bytes);
+            }
+        }
+    }
+    read
 }
 
-/// The name of a [`Located`] cookie.
+/// The request's cookies located in its headers (see [`Located::scan`]).
+#[derive(Debug, Default)]
+struct Located {
+    /// The text of the headers that are read (the UTF-8 ones, cut at the part limit), one
+    /// after the other: checked once, then sliced without checking again.
+    text: String,
+    /// The cookies, in header order (a name may repeat).
+    cookies: Vec<Spot>,
+}
+
+/// Where one cookie is in [`Located::text`].
 #[derive(Debug)]
-enum LocatedName {
-    /// Bytes of the header (a segment without `%`).
+struct Spot {
+    /// The `;`-separated segment it is parsed from.
+    segment: std::ops::Range<usize>,
+    /// Its `=` (the first of the segment).
+    eq: usize,
+    name: SpotName,
+}
+
+/// The name of a [`Spot`].
+#[derive(Debug)]
+enum SpotName {
+    /// In [`Located::text`] (a segment without `%`).
     Raw(std::ops::Range<usize>),
     /// Percent-decoded from a segment with `%`.
     Decoded(Box<str>),
 }
 
-/// `bytes` trimmed of white space as `str::trim` does it (the cookie crate's parse trims
-/// names and values with it), as a byte range of `bytes`.
-fn trimmed(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let start = text.len() - text.trim_start().len();
-    Some(start..start + text.trim().len())
-}
-
-impl Inner {
-    /// The request's cookies located in its headers, in header order (a name may repeat),
-    /// found on the first read and kept until a write builds the jar: the segments the jar
-    /// would parse into cookies. As in [`Inner::jar`], a header that is not UTF-8 is skipped.
+impl Located {
+    /// The segments of `headers` that the jar would parse into cookies, reading at most
+    /// `max_parts` `;`-separated parts in all: the same cookies as [`Inner::jar`] parses.
     ///
-    /// A segment holds no `;`, so parsing it gives no attributes: without `%` its cookie is
-    /// the text before the first `=` and the text after it, both trimmed, the name not empty,
-    /// which is read here without a full parse. A segment with `%` is parsed (and decoded)
-    /// as the jar does it.
-    fn located(&mut self) -> &[Located] {
-        let headers = &self.headers;
-        self.located.get_or_insert_with(|| {
-            let mut located = Vec::new();
-            for (header, value) in headers.iter().enumerate() {
-                let bytes = value.as_bytes();
-                if std::str::from_utf8(bytes).is_err() {
-                    continue;
-                }
-                let mut start = 0;
-                let ends = memchr::memchr_iter(b';', bytes).chain(std::iter::once(bytes.len()));
-                for end in ends {
-                    let segment = start..end;
-                    start = end + 1;
-                    let whole = &bytes[segment.clone()];
-                    let Some(eq) = memchr::memchr(b'=', whole) else {
+    /// A header that is not UTF-8 is skipped, as the jar skips it. A segment holds no `;`, so
+    /// parsing it gives no attributes: without `%` its cookie is the text before the first
+    /// `=` and the text after it, both trimmed, the name not empty, which is read here
+    /// without a full parse. A segment with `%` is parsed (and decoded) as the jar does it.
+    ///
+    /// One pass over each header finds the separators and the `%`s; each segment is checked
+    /// for UTF-8 (a header is UTF-8 when each of its `;`-separated parts is) and copied into
+    /// [`Located::text`] once.
+    fn scan(headers: &[HeaderValue], max_parts: Option<usize>) -> Self {
+        let mut left = max_parts.unwrap_or(usize::MAX);
+        let mut located = Located {
+            text: String::with_capacity(headers.iter().map(HeaderValue::len).sum()),
+            cookies: Vec::new(),
+        };
+        'headers: for header in headers {
+            if left == 0 {
+                break;
+            }
+            let bytes = header.as_bytes();
+            let (text_start, cookies_start) = (located.text.len(), located.cookies.len());
+            let mut hits = memchr::memchr2_iter(b';', b'%', bytes);
+            let (mut start, mut percent) = (0, false);
+            loop {
+                let next = hits.next();
+                if let Some(at) = next {
+                    if bytes[at] == b'%' {
+                        percent = true;
                         continue;
-                    };
-                    let name = if memchr::memchr(b'%', whole).is_some() {
-                        let Some(cookie) = std::str::from_utf8(whole).ok().and_then(parse_segment)
-                        else {
-                            continue;
-                        };
-                        LocatedName::Decoded(cookie.name().into())
-                    } else {
-                        match trimmed(&whole[..eq]) {
-                            Some(name) if !name.is_empty() => {
-                                LocatedName::Raw(segment.start + name.start..segment.start + name.end)
-                            }
-                            _ => continue,
-                        }
-                    };
-                    located.push(Located {
-                        header,
-                        segment,
-                        eq,
-                        name,
-                    });
+                    }
+                }
+                let end = next.unwrap_or(bytes.len());
+                let Ok(segment) = std::str::from_utf8(&bytes[start..end]) else {
+                    // Not UTF-8: the whole header is skipped (its parts still count).
+                    located.text.truncate(text_start);
+                    located.cookies.truncate(cookies_start);
+                    left = left.saturating_sub(1 + memchr::memchr_iter(b';', &bytes[end..]).count());
+                    continue 'headers;
+                };
+                located.push(segment, percent);
+                left -= 1;
+                match next {
+                    Some(at) if left > 0 => (start, percent) = (at + 1, false),
+                    _ => break,
                 }
             }
-            located
-        })
+        }
+        located
+    }
+
+    /// Appends `segment` to the text, and its cookie to the cookies when it has one.
+    fn push(&mut self, segment: &str, percent: bool) {
+        let offset = self.text.len();
+        self.text.push_str(segment);
+        let Some(eq) = memchr::memchr(b'=', segment.as_bytes()) else {
+            return;
+        };
+        let name = if percent {
+            let Some(cookie) = parse_segment(segment) else {
+                return;
+            };
+            SpotName::Decoded(cookie.name().into())
+        } else {
+            let raw = &segment[..eq];
+            let name = raw.trim();
+            if name.is_empty() {
+                return;
+            }
+            let start = offset + (raw.len() - raw.trim_start().len());
+            SpotName::Raw(start..start + name.len())
+        };
+        self.cookies.push(Spot {
+            segment: offset..offset + segment.len(),
+            eq: offset + eq,
+            name,
+        });
     }
 
     /// The name of a located cookie.
-    fn name_of<'a>(&'a self, at: &'a Located) -> &'a str {
+    fn name_of<'a>(&'a self, at: &'a Spot) -> &'a str {
         match &at.name {
-            LocatedName::Decoded(name) => name,
-            LocatedName::Raw(range) => self
-                .headers
-                .get(at.header)
-                .and_then(|h| h.as_bytes().get(range.clone()))
-                .and_then(|b| std::str::from_utf8(b).ok())
-                .unwrap_or_default(),
+            SpotName::Decoded(name) => name,
+            SpotName::Raw(range) => self.text.get(range.clone()).unwrap_or_default(),
         }
-    }
-
-    /// The cookie at `at`, copied out.
-    fn cookie_at(&self, at: &Located) -> Option<Cookie<'static>> {
-        let segment = self.headers.get(at.header)?.as_bytes().get(at.segment.clone())?;
-        let segment = std::str::from_utf8(segment).ok()?;
-        if let LocatedName::Decoded(_) = at.name {
-            return parse_segment(segment).map(Cookie::into_owned);
-        }
-        let value = segment.get(at.eq + 1..)?.trim();
-        Some(Cookie::new(self.name_of(at).to_owned(), value.to_owned()))
     }
 
     /// The cookie `name` as the jar built from the request's headers would hold it (the last
-    /// segment with that name wins, as in [`CookieJar::add_original`]), without building the
-    /// jar: only the match is parsed again and copied.
-    fn find_in_headers(&mut self, name: &str) -> Option<Cookie<'static>> {
-        self.located();
-        let located = self.located.as_deref()?;
-        let at = located.iter().rev().find(|l| self.name_of(l) == name)?;
-        self.cookie_at(at)
+    /// segment with that name wins, as in [`CookieJar::add_original`]).
+    fn find(&self, name: &str) -> Option<&Spot> {
+        self.cookies.iter().rev().find(|at| self.name_of(at) == name)
+    }
+
+    /// The cookie at `at`, borrowed from the text (decoded when its segment has `%`).
+    fn cookie_at<'a>(&'a self, at: &'a Spot) -> Option<Cookie<'a>> {
+        if let SpotName::Decoded(_) = at.name {
+            return parse_segment(self.text.get(at.segment.clone())?);
+        }
+        let value = self.text.get(at.eq + 1..at.segment.end)?.trim();
+        Some(Cookie::new(self.name_of(at), value))
     }
 
     /// The names of the request's cookies, one per name (as the jar would hold them).
-    fn names_from_headers(&mut self) -> Vec<String> {
-        self.located();
-        let Some(located) = self.located.as_deref() else {
-            return Vec::new();
-        };
-        let mut names: Vec<String> = Vec::with_capacity(located.len());
-        if located.len() <= 16 {
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::with_capacity(self.cookies.len());
+        if self.cookies.len() <= 16 {
             // A handful of cookies (the usual request): a scan beats hashing.
-            for l in located {
-                let name = self.name_of(l);
+            for at in &self.cookies {
+                let name = self.name_of(at);
                 if !names.iter().any(|n| n == name) {
                     names.push(name.to_owned());
                 }
             }
             return names;
         }
-        let mut seen = std::collections::HashSet::with_capacity(located.len());
+        let mut seen = std::collections::HashSet::with_capacity(self.cookies.len());
         names.extend(
-            located
+            self.cookies
                 .iter()
-                .map(|l| self.name_of(l))
+                .map(|at| self.name_of(at))
                 .filter(|name| seen.insert(*name))
                 .map(str::to_owned),
         );
@@ -352,27 +467,33 @@ impl Inner {
 
     /// The request's cookies as the jar built from the headers would list them: one per name,
     /// the last segment with that name winning, as in [`CookieJar::add_original`].
-    fn list_from_headers(&mut self) -> Vec<Cookie<'static>> {
-        self.located();
-        let Some(located) = self.located.as_deref() else {
-            return Vec::new();
-        };
-        let mut seen = std::collections::HashSet::with_capacity(located.len());
-        let mut cookies = Vec::with_capacity(located.len());
-        for l in located.iter().rev() {
-            if seen.insert(self.name_of(l)) {
-                cookies.extend(self.cookie_at(l));
+    fn list(&self) -> Vec<Cookie<'static>> {
+        let mut seen = std::collections::HashSet::with_capacity(self.cookies.len());
+        let mut cookies = Vec::with_capacity(self.cookies.len());
+        for at in self.cookies.iter().rev() {
+            if seen.insert(self.name_of(at)) {
+                cookies.extend(self.cookie_at(at).map(Cookie::into_owned));
             }
         }
         cookies.reverse();
         cookies
     }
+}
+
+impl Inner {
+    /// The request's cookies located in its headers, found on the first read and kept until
+    /// a write builds the jar.
+    fn located(&mut self) -> &Located {
+        let (headers, max_parts) = (self.headers.as_slice(), self.max_parts);
+        self.located
+            .get_or_insert_with(|| Located::scan(headers, max_parts))
+    }
 
     fn jar(&mut self) -> &mut CookieJar {
         if self.jar.is_none() {
             let mut jar = CookieJar::new();
-            for header in &self.headers {
-                if let Ok(header_str) = std::str::from_utf8(header.as_bytes()) {
+            for header in bounded_headers(self.headers.as_slice(), self.max_parts) {
+                if let Ok(header_str) = std::str::from_utf8(header) {
                     for cookie_str in header_str.split(';') {
                         if let Some(cookie) = parse_segment(cookie_str) {
                             jar.add_original(cookie.into_owned());
