@@ -31,7 +31,8 @@ struct Wrapped {
     no_lease: bool,
     dead_holder: Option<Duration>,
     /// Shared by both instances: the dead holder takes the lease once.
-    planted: Arc<AtomicBool>,
+    /// (Every acquire waits for the plant, so nobody takes the lease before the dead holder.)
+    planted: Arc<tokio::sync::Mutex<bool>>,
     /// Before each fenced write, the writer's lease expires and another holder takes it.
     lose_lease_before_write: bool,
     /// Set when a fenced write was refused and left the record as it was.
@@ -77,16 +78,18 @@ impl SessionBackend for Wrapped {
         if self.no_lease {
             return Ok(Some(0));
         }
-        if let Some(dead) = self.dead_holder
-            && !self.planted.swap(true, Ordering::SeqCst)
-        {
-            // A holder takes the lease and dies: never refreshes, never releases.
-            assert!(
-                self.inner
-                    .acquire_refresh_lease(session_id, key, dead)
-                    .await?
-                    .is_some()
-            );
+        if let Some(dead) = self.dead_holder {
+            let mut planted = self.planted.lock().await;
+            if !*planted {
+                *planted = true;
+                // A holder takes the lease and dies: never refreshes, never releases.
+                assert!(
+                    self.inner
+                        .acquire_refresh_lease(session_id, key, dead)
+                        .await?
+                        .is_some()
+                );
+            }
         }
         self.inner.acquire_refresh_lease(session_id, key, ttl).await
     }
@@ -106,6 +109,10 @@ impl SessionBackend for Wrapped {
         token: u64,
     ) -> Result<bool, StoreError> {
         if self.no_lease {
+            // The refreshed token set lands a moment later, so that the other instance's
+            // requests of the storm read the old one, as with a slower provider (without
+            // this the comparison depends on scheduling).
+            tokio::time::sleep(Duration::from_millis(300)).await;
             return self.inner.update(id, value, keys, ttl).await;
         }
         if self.lose_lease_before_write {
@@ -330,7 +337,7 @@ async fn a_refresh_storm_over_two_clients_on_one_memory_backend_refreshes_once()
 async fn a_dead_lease_holder_delays_but_does_not_break_the_others() {
     let redis = TestRedis::start().await;
     let dead = Duration::from_secs(2);
-    let planted = Arc::new(AtomicBool::new(false));
+    let planted = Arc::new(tokio::sync::Mutex::new(false));
     let t = two_instances(&redis, |inner| Wrapped {
         dead_holder: Some(dead),
         planted: planted.clone(),
