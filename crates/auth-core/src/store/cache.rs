@@ -9,7 +9,9 @@
 //! **fetch** the sealed bytes that fully determine the session of this request (the joined
 //! session cookie; for server-side sessions the id cookie's id and the record stored under
 //! it, read from the backend every time), then **open** them (the expensive part). The
-//! decorator fetches, and opens only on a miss.
+//! decorator fetches, and opens only on a miss. The same [`OpenedCache`] serves the
+//! server-side store's fetch too: the id its sealed id cookie opens to, by the cookie's
+//! exact bytes, under the same rules.
 //!
 //! - **A hit needs the exact same bytes.** Each entry keeps the sealed value it was opened
 //!   from, and a lookup compares the whole fetched value with it, every byte, in a loop
@@ -77,7 +79,7 @@ pub(crate) trait SealedStore: StateStore {
 /// to the store.
 pub(crate) struct CachedStateStore {
     inner: Box<dyn SealedStore>,
-    cache: OpenedCache,
+    cache: OpenedCache<SessionData>,
 }
 
 impl std::fmt::Debug for CachedStateStore {
@@ -200,40 +202,51 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// A cached session and the exact sealed bytes it was opened from.
-struct CachedSession {
+/// A cached opened value and the exact sealed bytes it was opened from.
+struct CachedSession<T> {
     sealed: Box<str>,
-    session: Arc<SessionData>,
+    session: Arc<T>,
 }
 
 /// One cache slot: its index key, the entry, and the CLOCK reference bit.
-struct Slot {
+struct Slot<T> {
     key: u64,
-    entry: Arc<CachedSession>,
+    entry: Arc<CachedSession<T>>,
     referenced: bool,
 }
 
 /// The slots and their index, behind the cache's lock.
-#[derive(Default)]
-struct CacheSlots {
+struct CacheSlots<T> {
     /// Index key → position in `slots`; every slot's key is in here exactly once.
     index: HashMap<u64, usize>,
-    slots: Vec<Slot>,
+    slots: Vec<Slot<T>>,
     /// The CLOCK hand: the next slot considered for replacement.
     hand: usize,
 }
 
-/// Bounded cache of opened sessions by exact sealed bytes (see the module docs).
-struct OpenedCache {
+impl<T> Default for CacheSlots<T> {
+    fn default() -> Self {
+        Self {
+            index: HashMap::new(),
+            slots: Vec::new(),
+            hand: 0,
+        }
+    }
+}
+
+/// Bounded cache of values opened from sealed bytes, by exact sealed bytes (see the module
+/// docs): sessions here, and the session id a server-side session's id cookie opens to
+/// (`store/server.rs`), both pure functions of the sealed bytes and the store's secrets.
+pub(crate) struct OpenedCache<T> {
     capacity: usize,
     /// Keyed with per-cache random keys, so nobody can aim values at one index key.
     hasher: RandomState,
-    slots: Mutex<CacheSlots>,
+    slots: Mutex<CacheSlots<T>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
 
-impl std::fmt::Debug for OpenedCache {
+impl<T> std::fmt::Debug for OpenedCache<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (hits, misses, len) = self.stats();
         f.debug_struct("OpenedCache")
@@ -245,8 +258,8 @@ impl std::fmt::Debug for OpenedCache {
     }
 }
 
-impl OpenedCache {
-    fn new(capacity: usize) -> Self {
+impl<T> OpenedCache<T> {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity,
             hasher: RandomState::new(),
@@ -256,7 +269,7 @@ impl OpenedCache {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, CacheSlots> {
+    fn lock(&self) -> MutexGuard<'_, CacheSlots<T>> {
         // Nothing panics while the lock is held; a poisoned lock still holds consistent slots.
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -270,8 +283,8 @@ impl OpenedCache {
         self.hasher.hash_one((len, tail))
     }
 
-    /// The session opened earlier from exactly `value`, if cached.
-    fn get(&self, value: &str) -> Option<Arc<SessionData>> {
+    /// What was opened earlier from exactly `value`, if cached.
+    pub(crate) fn get(&self, value: &str) -> Option<Arc<T>> {
         if !self.cacheable(value.len()) {
             return None;
         }
@@ -298,7 +311,7 @@ impl OpenedCache {
     }
 
     /// Remembers that `value` opened to `session`. Call only after a successful open.
-    fn insert(&self, value: &str, session: &Arc<SessionData>) {
+    pub(crate) fn insert(&self, value: &str, session: &Arc<T>) {
         if !self.cacheable(value.len()) {
             return;
         }
@@ -344,7 +357,8 @@ impl OpenedCache {
         };
     }
 
-    fn stats(&self) -> (u64, u64, usize) {
+    /// `(hits, misses, entries)`.
+    pub(crate) fn stats(&self) -> (u64, u64, usize) {
         (
             self.hits.load(Ordering::Relaxed),
             self.misses.load(Ordering::Relaxed),

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::backend::{LogoutKey, SessionBackend, SessionKeys};
-use super::cache::SealedStore;
+use super::cache::{OpenedCache, SESSION_CACHE_CAPACITY, SealedStore};
 use super::cookie::until;
 use super::{StateStore, WriteOptions};
 use crate::cookies::{CookieAttributes, CookieJar, read_chunked, remove_chunked, write_chunked};
@@ -39,6 +39,9 @@ pub struct ServerSideStateStore {
     name: String,
     data_salt: String,
     attributes: CookieAttributes,
+    /// Ids already opened from id cookies, by the cookie's exact sealed bytes: a browser
+    /// sends the same id cookie with every request, and opening it is a JWE decryption.
+    ids: Arc<OpenedCache<String>>,
 }
 
 impl ServerSideStateStore {
@@ -68,14 +71,20 @@ impl ServerSideStateStore {
             name,
             data_salt,
             attributes,
+            ids: Arc::new(OpenedCache::new(SESSION_CACHE_CAPACITY)),
         }
     }
 
     fn current_id(&self, jar: &dyn CookieJar) -> Option<String> {
         let sealed = read_chunked(jar, &self.name, 1)?;
+        if let Some(id) = self.ids.get(&sealed) {
+            return Some(String::clone(&id));
+        }
         let plain = self.sealer.open(&self.name, &sealed)?;
         let p: Pointer = serde_json::from_slice(&plain).ok()?;
-        (p.id.len() == ID_LEN).then_some(p.id)
+        let id = (p.id.len() == ID_LEN).then_some(p.id)?;
+        self.ids.insert(&sealed, &Arc::new(id.clone()));
+        Some(id)
     }
 
     /// The seal salt of the document stored under `id`: binds the record to its id.
@@ -243,5 +252,57 @@ impl ServerSideStateStore {
             &until(&self.attributes, options.expires_at),
         );
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cookies::MemoryCookieJar;
+    use crate::store::MemoryBackend;
+    use crate::store::cookie::tests::session;
+
+    /// The id cookie of one browser is opened once; later reads find its id by the exact
+    /// sealed bytes, and a changed cookie never hits (nor opens).
+    #[tokio::test]
+    async fn the_id_cookie_is_opened_once_and_only_its_exact_bytes_hit() {
+        let backend: Arc<dyn SessionBackend> = Arc::new(MemoryBackend::new());
+        let secrets = ["0123456789abcdef0123456789abcdef"];
+        let store = ServerSideStateStore::new(backend, &secrets, "_a0_session", CookieAttributes::default());
+        let mut jar = MemoryCookieJar::default();
+        store
+            .set(&session(100), WriteOptions::new(now() + 3600, true), &mut jar)
+            .await
+            .unwrap();
+        let jar = jar.next_request();
+        let cookies: Vec<(String, String)> = jar
+            .names()
+            .into_iter()
+            .map(|n| {
+                let v = jar.get(&n).unwrap();
+                (n, v)
+            })
+            .collect();
+        let read = |cookies: Vec<(String, String)>| {
+            let store = store.clone();
+            async move {
+                let mut jar = MemoryCookieJar::from_request_cookies(cookies);
+                store.get(&mut jar).await.unwrap()
+            }
+        };
+        for _ in 0..3 {
+            assert_eq!(read(cookies.clone()).await, Some(session(100)));
+        }
+        assert_eq!(store.ids.stats(), (2, 1, 1), "opened once, then hits");
+        let mut tampered = cookies.clone();
+        let value = &mut tampered[0].1;
+        let last = value.pop().unwrap();
+        value.push(if last == 'A' { 'B' } else { 'A' });
+        assert_eq!(read(tampered).await, None);
+        assert_eq!(
+            store.ids.stats(),
+            (2, 2, 1),
+            "a changed cookie misses and is not cached"
+        );
     }
 }
