@@ -255,17 +255,29 @@ impl AsyncPushSender for Pushes {
 
 /// Keeps a tracking connection up for as long as the cache lives.
 async fn maintain(shared: Weak<Shared>, client: Client, prefixes: Vec<String>, timeout: Duration) {
+    // Whether the last attempt got tracking on: an outage is logged once, as a warning, when
+    // it starts (or when tracking never comes up, e.g. `CLIENT TRACKING` refused by an ACL).
+    let mut was_up = true;
     loop {
         let Some(connection) = shared.upgrade().map(|s| s.connection.load(Ordering::Acquire)) else {
             return;
         };
-        let outcome = track(&shared, &client, &prefixes, timeout, connection).await;
+        let mut up = false;
+        let outcome = track(&shared, &client, &prefixes, timeout, connection, &mut up).await;
         let Some(s) = shared.upgrade() else { return };
         s.lost();
         drop(s);
         if let Err(e) = outcome {
-            tracing::debug!(error = %e, "auth-redis: session cache off until Redis tracking is back");
+            if was_up || up {
+                tracing::warn!(
+                    error = %e,
+                    "auth-redis: local session cache off (every read asks Redis) until Redis tracking is back"
+                );
+            } else {
+                tracing::debug!(error = %e, "auth-redis: Redis tracking still unavailable");
+            }
         }
+        was_up = up;
         tokio::time::sleep(RETRY).await;
     }
 }
@@ -277,6 +289,7 @@ async fn track(
     prefixes: &[String],
     timeout: Duration,
     connection: u64,
+    up: &mut bool,
 ) -> RedisResult<()> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(timeout))
@@ -296,6 +309,7 @@ async fn track(
         on.arg("PREFIX").arg(prefix);
     }
     on.query_async::<()>(&mut conn).await?;
+    *up = true;
     let mut tick = tokio::time::interval(HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
