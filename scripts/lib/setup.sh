@@ -44,12 +44,14 @@ ensure_idp_packages() {
   fi
 }
 
-# Headless Chromium and chromedriver (the real-browser tests) and redis-server (the Redis tests).
+# Headless Chromium and chromedriver (the real-browser tests), redis-server and redis-cli (the
+# Redis tests; redis-cli also creates the test Redis Cluster).
 ensure_test_tools() {
   local missing=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: installing ${missing[*]} (Debian packages)…" >&2
     _apt_install "${missing[@]}"
