@@ -185,6 +185,19 @@ impl Drop for Instance {
     }
 }
 
+/// The `Cookie` header that carries the session cookies (`_a0_session*`) a response sets, as
+/// a browser would send them next (`name=value; …`); empty when it sets none. Cookies being
+/// cleared (an empty value) are left out.
+pub fn session_cookie_header(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next())
+        .filter(|c| c.starts_with("_a0_session") && !c.ends_with('='))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The `Location` header of a response.
 pub fn location(resp: &reqwest::Response) -> String {
     resp.headers()

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use auth_core::store::{LogoutKey, SessionBackend, SessionKeys};
 use auth_redis::RedisBackend;
 use auth_tests::TestRedis;
-use auth_tests::app::{AppConfig, TestApp};
+use auth_tests::app::{AppConfig, TestApp, session_cookie_header};
 use auth_tests::idp::CONF_BASIC_ID;
-use reqwest::header::{ACCEPT, COOKIE, SET_COOKIE};
+use reqwest::header::{ACCEPT, COOKIE};
 
 /// The bound the issue sets for another instance to refuse or re-read a changed session.
 const BOUND: Duration = Duration::from_millis(100);
@@ -337,14 +337,7 @@ async fn two_server_side_instances(
         .await;
     let http = TestApp::browser();
     let callback = app.login(&http, "", "alice").await;
-    let cookie = callback
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok()?.split(';').next())
-        .filter(|c| c.starts_with("_a0_session"))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let cookie = session_cookie_header(&callback);
     assert!(!cookie.is_empty(), "a session cookie");
     // The other instance serves it (and so holds it in its cache).
     for _ in 0..3 {

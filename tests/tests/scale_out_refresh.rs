@@ -15,9 +15,9 @@ use auth_core::StoreError;
 use auth_core::store::{LogoutKey, SessionBackend, SessionKeys};
 use auth_core::{AuthorizationParams, ClientAuth, ServerClient};
 use auth_tests::TestRedis;
-use auth_tests::app::{APP_SECRET, AppConfig, TestApp};
+use auth_tests::app::{APP_SECRET, AppConfig, TestApp, session_cookie_header};
 use auth_tests::idp::{CONF_BASIC_ID, CONF_BASIC_SECRET, IdpOptions};
-use reqwest::header::{COOKIE, SET_COOKIE};
+use reqwest::header::COOKIE;
 
 /// Access-token lifetime at the IdP (seconds).
 const TOKEN_TTL: u64 = 3;
@@ -229,15 +229,7 @@ async fn two_instances_on(
 
     let http = TestApp::browser();
     let callback = app.login(&http, "", "alice").await;
-    let cookie = callback
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .filter(|c| c.starts_with("_a0_session"))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let cookie = session_cookie_header(&callback);
     assert!(!cookie.is_empty(), "a session cookie");
     TwoInstances {
         app,

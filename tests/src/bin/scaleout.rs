@@ -35,15 +35,13 @@ use std::time::{Duration, Instant};
 use auth_tests::TestRedis;
 use auth_tests::idp::{CONF_BASIC_ID, CONF_BASIC_SECRET, IdpOptions, TestIdp};
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{ACCEPT, COOKIE, LOCATION};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 
 /// The examples' `token_refresh_leeway` (the library default; they do not change it): a token
 /// that expires within this is refreshed before use.
 const REFRESH_LEEWAY_SECS: u64 = 60;
-/// Base name of the session cookies (the library default, which the examples keep).
-const SESSION_COOKIE: &str = "_a0_session";
 /// How long an example may take to answer `GET /` after it starts.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -269,15 +267,7 @@ async fn login(idp: &TestIdp, base: &str, user: &str) -> String {
         .send()
         .await
         .unwrap_or_else(|e| fail(&format!("GET callback: {e}")));
-    let cookie = done
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .filter(|c| c.starts_with(SESSION_COOKIE) && !c.ends_with('='))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let cookie = auth_tests::app::session_cookie_header(&done);
     if cookie.is_empty() {
         fail(&format!(
             "the callback on {base} ({}) set no session cookie",
