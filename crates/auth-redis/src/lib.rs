@@ -1271,16 +1271,31 @@ impl RedisBackend {
         Ok(deleted.len())
     }
 
-    /// The invocation of a record-writing script (`SET_SCRIPT`, `UPDATE_SCRIPT`): both take the
-    /// record and its two index keys, then the value, TTL, id, sid, sub and key prefix.
-    fn record_write<'a>(
+    /// Writes the record `id`: [`set`](SessionBackend::set) when `update` is false, otherwise
+    /// [`update`](SessionBackend::update), or [`update_fenced`](SessionBackend::update_fenced)
+    /// with `fence` (lease key and token). Cluster mode goes in steps
+    /// ([`cluster_write`](Self::cluster_write)); otherwise one script (`SET_SCRIPT`,
+    /// `UPDATE_SCRIPT`, `UPDATE_FENCED_SCRIPT`), each taking the record and its two index keys,
+    /// then the value, TTL, id, sid, sub and key prefix (the fenced one also the lease and the
+    /// token). The record's cached copy goes either way. Whether it was written (a `set`
+    /// always is).
+    async fn write_record(
         &self,
-        script: &'a redis::Script,
         id: &str,
         value: &[u8],
         keys: &SessionKeys,
         ttl: Duration,
-    ) -> redis::ScriptInvocation<'a> {
+        update: bool,
+        fence: Option<(&str, u64)>,
+    ) -> Result<bool, StoreError> {
+        if self.cluster {
+            return self.cluster_write(id, value, keys, ttl, update, fence).await;
+        }
+        let (op, script) = match (update, fence) {
+            (false, _) => ("set", &*SET_SCRIPT),
+            (true, None) => ("update", &*UPDATE_SCRIPT),
+            (true, Some(_)) => ("update_fenced", &*UPDATE_FENCED_SCRIPT),
+        };
         let mut call = script.prepare_invoke();
         call.key(self.session_key(id))
             .key(self.index_key(&LogoutKey::Sid(keys.sid.clone())))
@@ -1291,7 +1306,19 @@ impl RedisBackend {
             .arg(&keys.sid)
             .arg(&keys.sub)
             .arg(&self.prefix);
-        call
+        if let Some((lease_key, token)) = fence {
+            call.key(self.lease_key(id, lease_key)).arg(token.to_string());
+        }
+        let mut conn = self.conn.clone();
+        let answer = self
+            .run(
+                op,
+                async move { call.invoke_async::<redis::Value>(&mut conn).await },
+            )
+            .await;
+        self.evict(id);
+        let answer = answer?;
+        Ok(!update || matches!(answer, redis::Value::Int(1)))
     }
 
     fn lease_key(&self, id: &str, key: &str) -> String {
@@ -1470,19 +1497,9 @@ impl SessionBackend for RedisBackend {
     }
 
     async fn set(&self, id: &str, value: &[u8], keys: &SessionKeys, ttl: Duration) -> Result<(), StoreError> {
-        if self.cluster {
-            return self
-                .cluster_write(id, value, keys, ttl, false, None)
-                .await
-                .map(|_| ());
-        }
-        let mut conn = self.conn.clone();
-        let call = self.record_write(&SET_SCRIPT, id, value, keys, ttl);
-        let done = self
-            .run("set", async move { call.invoke_async::<()>(&mut conn).await })
-            .await;
-        self.evict(id);
-        done
+        self.write_record(id, value, keys, ttl, false, None)
+            .await
+            .map(|_| ())
     }
 
     async fn update(
@@ -1492,16 +1509,7 @@ impl SessionBackend for RedisBackend {
         keys: &SessionKeys,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        if self.cluster {
-            return self.cluster_write(id, value, keys, ttl, true, None).await;
-        }
-        let mut conn = self.conn.clone();
-        let call = self.record_write(&UPDATE_SCRIPT, id, value, keys, ttl);
-        let written = self
-            .run("update", async move { call.invoke_async::<i64>(&mut conn).await })
-            .await;
-        self.evict(id);
-        Ok(written? == 1)
+        self.write_record(id, value, keys, ttl, true, None).await
     }
 
     async fn acquire_refresh_lease(
@@ -1542,21 +1550,8 @@ impl SessionBackend for RedisBackend {
         lease_key: &str,
         token: u64,
     ) -> Result<bool, StoreError> {
-        if self.cluster {
-            return self
-                .cluster_write(id, value, keys, ttl, true, Some((lease_key, token)))
-                .await;
-        }
-        let mut conn = self.conn.clone();
-        let mut call = self.record_write(&UPDATE_FENCED_SCRIPT, id, value, keys, ttl);
-        call.key(self.lease_key(id, lease_key)).arg(token.to_string());
-        let written = self
-            .run("update_fenced", async move {
-                call.invoke_async::<i64>(&mut conn).await
-            })
-            .await;
-        self.evict(id);
-        Ok(written? == 1)
+        self.write_record(id, value, keys, ttl, true, Some((lease_key, token)))
+            .await
     }
 
     async fn delete(&self, id: &str) -> Result<(), StoreError> {
@@ -1575,11 +1570,8 @@ impl SessionBackend for RedisBackend {
 
     async fn delete_by(&self, key: &LogoutKey) -> Result<usize, StoreError> {
         if self.cluster {
-            let deleted = self.cluster_delete_by(key).await;
-            if let Some(cache) = &self.cache {
-                cache.flush();
-            }
-            return deleted;
+            // (No local cache in cluster mode.)
+            return self.cluster_delete_by(key).await;
         }
         let mut conn = self.conn.clone();
         let (field, value) = match key {

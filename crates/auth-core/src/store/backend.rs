@@ -99,9 +99,9 @@ pub trait SessionBackend: Send + Sync + Debug + 'static {
 
     /// [`update`](Self::update), done only while the refresh lease `lease_key` of this session
     /// (taken with [`acquire_refresh_lease`](Self::acquire_refresh_lease) and `id` as its
-    /// `session_id`) is still held with `token`, checked atomically with the write: `false`, writing nothing, when the
-    /// lease expired or was taken over (a stale holder never overwrites a newer token set), or
-    /// when the record is gone.
+    /// `session_id`) is still held with `token`, checked atomically with the write: `false`,
+    /// writing nothing, when the lease expired or was taken over (a stale holder never
+    /// overwrites a newer token set), or when the record is gone.
     ///
     /// The default is [`update`](Self::update) without the lease check (matching the default
     /// [`acquire_refresh_lease`](Self::acquire_refresh_lease), which does not coordinate).
