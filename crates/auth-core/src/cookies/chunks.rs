@@ -47,7 +47,7 @@ pub(crate) fn chunk_capacity(name: &str) -> usize {
 
 /// Writes `value` as `<base>_0`, `<base>_1`, … with each cookie's name plus value within
 /// [`CHUNK_LIMIT`] bytes (split on character boundaries), then removes every other cookie of
-/// the family so that [`read_chunked`] returns exactly `value`: chunks with an index at or
+/// the family so that [`read_chunks`] reads back exactly `value`: chunks with an index at or
 /// beyond the new count (contiguous or not), chunks with an invalid suffix, and a plain
 /// un-chunked `<base>` cookie. An empty value is written as a single empty `<base>_0`.
 pub(crate) fn write_chunked(jar: &mut dyn CookieJar, base: &str, value: &str, attrs: &CookieAttributes) {
@@ -87,13 +87,21 @@ pub(crate) fn write_chunked(jar: &mut dyn CookieJar, base: &str, value: &str, at
     }
 }
 
-/// Reads a value written by [`write_chunked`]: `<base>_0` … `<base>_<count-1>` joined in
-/// numeric order.
+/// Reads a value written by [`write_chunked`]: the chunks of [`read_chunks`], joined.
+#[cfg(any(test, feature = "internal"))]
+pub(crate) fn read_chunked(jar: &dyn CookieJar, base: &str, max_chunks: usize) -> Option<String> {
+    read_chunks(jar, base, max_chunks).map(|chunks| chunks.concat())
+}
+
+/// Reads a value written by [`write_chunked`]: the values of `<base>_0` … `<base>_<count-1>`
+/// in numeric order, not joined (the value is their concatenation), so a reader that only
+/// compares them with bytes it knows (the opened-session cache) never copies them into one
+/// string.
 ///
 /// Returns `None` ("no session") when any chunk has an invalid suffix, the indexes are not
 /// exactly `0..count`, or `count > max_chunks`. When no chunk exists, a single un-chunked
-/// `<base>` cookie is returned instead, if present.
-pub(crate) fn read_chunked(jar: &dyn CookieJar, base: &str, max_chunks: usize) -> Option<String> {
+/// `<base>` cookie is returned instead (one value), if present.
+pub(crate) fn read_chunks(jar: &dyn CookieJar, base: &str, max_chunks: usize) -> Option<Vec<String>> {
     let mut chunks: Vec<(usize, String)> = Vec::new();
     for name in jar.names() {
         match classify(&name, base) {
@@ -108,17 +116,14 @@ pub(crate) fn read_chunked(jar: &dyn CookieJar, base: &str, max_chunks: usize) -
         }
     }
     if chunks.is_empty() {
-        return jar.get(base);
+        return jar.get(base).map(|value| vec![value]);
     }
     chunks.sort_unstable_by_key(|(index, _)| *index);
-    let mut joined = String::with_capacity(chunks.iter().map(|(_, v)| v.len()).sum());
-    for (expected, (index, value)) in chunks.iter().enumerate() {
-        if *index != expected {
-            return None;
-        }
-        joined.push_str(value);
-    }
-    Some(joined)
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(expected, (index, value))| (index == expected).then_some(value))
+        .collect()
 }
 
 /// Removes the whole chunk family of `base` (every `<base>_<suffix>` chunk, valid or not) and

@@ -13,5 +13,7 @@ mod chunks;
 mod jar;
 
 pub use attributes::CookieAttributes;
-pub(crate) use chunks::{chunk_capacity, read_chunked, remove_chunked, write_chunked};
+#[cfg(any(test, feature = "internal"))]
+pub(crate) use chunks::read_chunked;
+pub(crate) use chunks::{chunk_capacity, read_chunks, remove_chunked, write_chunked};
 pub use jar::{CookieJar, MemoryCookieJar, ResponseCookie};

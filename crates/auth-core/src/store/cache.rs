@@ -6,18 +6,20 @@
 //! again and again. So the client wraps its session store in a [`CachedStateStore`], which
 //! keeps a small bounded cache of sessions already opened, keyed by the exact sealed bytes
 //! they were opened from. A store it can decorate reads in two steps ([`SealedStore`]):
-//! **fetch** the sealed bytes that fully determine the session of this request (the joined
-//! session cookie; for server-side sessions the id cookie's id and the record stored under
+//! **fetch** the sealed bytes that fully determine the session of this request (the session
+//! cookie's chunks; for server-side sessions the id cookie's id and the record stored under
 //! it, read from the backend every time), then **open** them (the expensive part). The
-//! decorator fetches, and opens only on a miss. The same [`OpenedCache`] serves the
+//! decorator fetches, and opens only on a miss; the fetched value stays in the pieces it came
+//! in ([`Fetched`]) and is joined only to be opened. The same [`OpenedCache`] serves the
 //! server-side store's fetch too: the id its sealed id cookie opens to, by the cookie's
 //! exact bytes, under the same rules.
 //!
 //! - **A hit needs the exact same bytes.** Each entry keeps the sealed value it was opened
-//!   from, and a lookup compares the whole fetched value with it, every byte, in a loop
-//!   without an early exit (so the time taken does not tell how many leading bytes of a
-//!   cached value a guess got right). A different, truncated, re-chunked or tampered value can
-//!   never hit. Entries are found through a keyed SipHash (a per-cache random key) of the
+//!   from, and a lookup compares the whole fetched value with it (piece after piece), every
+//!   byte, in a loop without an early exit (so the time taken does not tell how many leading
+//!   bytes of a cached value a guess got right). A different, truncated or tampered value can
+//!   never hit (the same value cut into other chunks is the same value, and opens to the same
+//!   document). Entries are found through a keyed SipHash (a per-cache random key) of the
 //!   value's length and last 64 bytes, which hold the value's authentication tag.
 //! - **Only successes are stored.** A value enters the cache only after it opened and parsed
 //!   as a session document; failures are never cached, so a bad cookie costs a full open
@@ -39,7 +41,6 @@
 //!   comparison happens outside it, and a hit hands out the shared document (no copy).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -64,7 +65,7 @@ const INDEX_TAIL_LEN: usize = 64;
 pub(crate) trait SealedStore: StateStore {
     /// The sealed bytes that fully determine this request's session: the same bytes always
     /// open to the same document. `None` when there is no session to open.
-    async fn fetch(&self, jar: &mut dyn CookieJar) -> Result<Option<String>>;
+    async fn fetch(&self, jar: &mut dyn CookieJar) -> Result<Option<Fetched>>;
     /// Opens fetched bytes: the session, or `None` when they do not open or parse.
     fn open(&self, sealed: &str) -> Option<SessionData>;
     /// The id of this request's stored session record (server-side sessions), without reading
@@ -72,6 +73,29 @@ pub(crate) trait SealedStore: StateStore {
     fn session_id(&self, jar: &dyn CookieJar) -> Option<String> {
         let _ = jar;
         None
+    }
+}
+
+/// Sealed bytes as a [`SealedStore`] fetched them, in the pieces they came in (a session
+/// cookie's chunks; a record's id and its stored value): the value is their concatenation.
+/// A cache hit compares the pieces where they are; only a value that has to be opened is
+/// joined into one string.
+#[derive(Debug)]
+pub(crate) struct Fetched(Vec<String>);
+
+impl Fetched {
+    /// The value in `pieces`, in order.
+    pub(crate) fn pieces(pieces: Vec<String>) -> Self {
+        Self(pieces)
+    }
+
+    /// The value, joined (no copy when it came in one piece).
+    pub(crate) fn joined(self) -> String {
+        let mut pieces = self.0;
+        if pieces.len() == 1 {
+            return pieces.pop().unwrap_or_default();
+        }
+        pieces.concat()
     }
 }
 
@@ -102,12 +126,13 @@ impl CachedStateStore {
 
     /// The session, shared with the cache: fetch, then a hit or an open.
     pub(crate) async fn read(&self, jar: &mut dyn CookieJar) -> Result<Option<Arc<SessionData>>> {
-        let Some(sealed) = self.inner.fetch(jar).await? else {
+        let Some(fetched) = self.inner.fetch(jar).await? else {
             return Ok(None);
         };
-        if let Some(s) = self.cache.get(&sealed) {
+        if let Some(s) = self.cache.get(&fetched.0) {
             return Ok(Some(s));
         }
+        let sealed = fetched.joined();
         let opened = self.inner.open(&sealed).map(Arc::new);
         if let Some(s) = &opened {
             self.cache.insert(&sealed, s);
@@ -191,15 +216,61 @@ impl StateStore for CachedStateStore {
     }
 }
 
-/// Whether `a` and `b` are the same bytes, looking at every byte whatever the first
+/// Whether the concatenation of `pieces` is `whole`, looking at every byte whatever the first
 /// difference (no early exit), so the time taken depends on the lengths only.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+fn same_bytes<P: AsRef<str>>(pieces: &[P], whole: &[u8]) -> bool {
+    let mut rest = whole;
+    let mut diff = 0u8;
+    for piece in pieces {
+        let piece = piece.as_ref().as_bytes();
+        let Some((part, after)) = rest.split_at_checked(piece.len()) else {
+            return false;
+        };
+        // An OR of all byte differences: no branch on the data (and it vectorises well).
+        diff |= piece.iter().zip(part).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+        rest = after;
     }
-    // An OR of all byte differences: no branch on the data (and it vectorises well).
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
+    rest.is_empty() && std::hint::black_box(diff) == 0
+}
+
+/// The last (up to) [`INDEX_TAIL_LEN`] bytes of the concatenation of `pieces`, copied into
+/// `buf`.
+fn tail<'b, P: AsRef<str>>(pieces: &[P], buf: &'b mut [u8; INDEX_TAIL_LEN]) -> &'b [u8] {
+    let mut start = INDEX_TAIL_LEN;
+    for piece in pieces.iter().rev() {
+        let piece = piece.as_ref().as_bytes();
+        let take = start.min(piece.len());
+        let (from, to) = (piece.len() - take, start - take);
+        buf[to..start].copy_from_slice(&piece[from..]);
+        start = to;
+        if start == 0 {
+            break;
+        }
+    }
+    &buf[start..]
+}
+
+/// What the index finds an entry by: the length of a value and its last [`INDEX_TAIL_LEN`]
+/// bytes, which hold its authentication tag (right-aligned, zero-padded for shorter values).
+/// The index map hashes it with std's randomly keyed SipHash, a key per cache, so nobody can
+/// aim values at one bucket; values sharing a key only share a slot, as a hit needs the same
+/// bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct IndexKey {
+    len: usize,
+    tail: [u8; INDEX_TAIL_LEN],
+}
+
+impl IndexKey {
+    /// The key of the value that `pieces` (of `len` bytes in all) make up.
+    fn of<P: AsRef<str>>(len: usize, pieces: &[P]) -> Self {
+        let mut tail_bytes = [0; INDEX_TAIL_LEN];
+        tail(pieces, &mut tail_bytes);
+        Self {
+            len,
+            tail: tail_bytes,
+        }
+    }
 }
 
 /// A cached opened value and the exact sealed bytes it was opened from.
@@ -210,7 +281,7 @@ struct CachedSession<T> {
 
 /// One cache slot: its index key, the entry, and the CLOCK reference bit.
 struct Slot<T> {
-    key: u64,
+    key: IndexKey,
     entry: Arc<CachedSession<T>>,
     referenced: bool,
 }
@@ -218,7 +289,7 @@ struct Slot<T> {
 /// The slots and their index, behind the cache's lock.
 struct CacheSlots<T> {
     /// Index key → position in `slots`; every slot's key is in here exactly once.
-    index: HashMap<u64, usize>,
+    index: HashMap<IndexKey, usize>,
     slots: Vec<Slot<T>>,
     /// The CLOCK hand: the next slot considered for replacement.
     hand: usize,
@@ -239,8 +310,6 @@ impl<T> Default for CacheSlots<T> {
 /// (`store/server.rs`), both pure functions of the sealed bytes and the store's secrets.
 pub(crate) struct OpenedCache<T> {
     capacity: usize,
-    /// Keyed with per-cache random keys, so nobody can aim values at one index key.
-    hasher: RandomState,
     slots: Mutex<CacheSlots<T>>,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -262,7 +331,6 @@ impl<T> OpenedCache<T> {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            hasher: RandomState::new(),
             slots: Mutex::new(CacheSlots::default()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -278,18 +346,14 @@ impl<T> OpenedCache<T> {
         self.capacity > 0 && len <= MAX_CACHED_LEN
     }
 
-    /// Index key: keyed hash of the length and the tail (authentication tag) of a value.
-    fn key(&self, len: usize, tail: &[u8]) -> u64 {
-        self.hasher.hash_one((len, tail))
-    }
-
-    /// What was opened earlier from exactly `value`, if cached.
-    pub(crate) fn get(&self, value: &str) -> Option<Arc<T>> {
-        if !self.cacheable(value.len()) {
+    /// What was opened earlier from exactly the value that `pieces` make up (in order), if
+    /// cached.
+    pub(crate) fn get<P: AsRef<str>>(&self, pieces: &[P]) -> Option<Arc<T>> {
+        let len = pieces.iter().map(|p| p.as_ref().len()).sum();
+        if !self.cacheable(len) {
             return None;
         }
-        let bytes = value.as_bytes();
-        let key = self.key(bytes.len(), &bytes[bytes.len().saturating_sub(INDEX_TAIL_LEN)..]);
+        let key = IndexKey::of(len, pieces);
         let entry = {
             let mut g = self.lock();
             let pos = g.index.get(&key).copied();
@@ -299,7 +363,7 @@ impl<T> OpenedCache<T> {
             })
         };
         match entry {
-            Some(e) if same_bytes(bytes, e.sealed.as_bytes()) => {
+            Some(e) if same_bytes(pieces, e.sealed.as_bytes()) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 Some(Arc::clone(&e.session))
             }
@@ -315,8 +379,7 @@ impl<T> OpenedCache<T> {
         if !self.cacheable(value.len()) {
             return;
         }
-        let bytes = value.as_bytes();
-        let key = self.key(bytes.len(), &bytes[bytes.len().saturating_sub(INDEX_TAIL_LEN)..]);
+        let key = IndexKey::of(value.len(), &[value]);
         let slot = Slot {
             key,
             entry: Arc::new(CachedSession {
@@ -592,11 +655,45 @@ mod tests {
 
     #[test]
     fn comparison_looks_at_every_byte() {
-        assert!(same_bytes(b"abcde", b"abcde"));
+        assert!(same_bytes(&["abcde"], b"abcde"));
         for (i, other) in [b"Xbcde", b"abXde", b"abcdX"].iter().enumerate() {
-            assert!(!same_bytes(b"abcde", *other), "difference at {i}");
+            assert!(!same_bytes(&["abcde"], *other), "difference at {i}");
         }
-        assert!(!same_bytes(b"abcde", b"abcd"));
-        assert!(!same_bytes(b"abcde", b"abcdef"));
+        assert!(!same_bytes(&["abcde"], b"abcd"));
+        assert!(!same_bytes(&["abcde"], b"abcdef"));
+    }
+
+    /// A value in pieces (a session's cookie chunks) compares and is indexed as the value they
+    /// make up, wherever it is cut; pieces that make up another value never match.
+    #[test]
+    fn pieces_compare_and_index_as_the_value_they_make_up() {
+        let value: String = (0..150).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let cache = OpenedCache::new(4);
+        cache.insert(&value, &Arc::new(7u8));
+        for cut in [0, 1, 63, 64, 86, 87, 100, 149, 150] {
+            let (a, b) = value.split_at(cut);
+            assert_eq!(cache.get(&[a, b]).as_deref(), Some(&7), "cut at {cut}");
+            assert_eq!(
+                cache.get(&[a, "", b]).as_deref(),
+                Some(&7),
+                "empty piece at {cut}"
+            );
+            assert!(same_bytes(&[a, b], value.as_bytes()));
+            let mut buf = [0; INDEX_TAIL_LEN];
+            assert_eq!(tail(&[a, b], &mut buf), &value.as_bytes()[150 - INDEX_TAIL_LEN..]);
+        }
+        let mut buf = [0; INDEX_TAIL_LEN];
+        assert_eq!(
+            tail(&["ab", "c"], &mut buf),
+            b"abc",
+            "short values are their own tail"
+        );
+        let (a, b) = value.split_at(75);
+        assert!(cache.get(&[a]).is_none(), "a prefix");
+        assert!(cache.get(&[b]).is_none(), "a suffix (same tail)");
+        assert!(cache.get(&[b, a]).is_none(), "the pieces swapped");
+        assert!(cache.get(&[a, b, "x"]).is_none(), "one byte more");
+        assert!(!same_bytes(&[a, b, "x"], value.as_bytes()));
+        assert!(!same_bytes(&[a], value.as_bytes()));
     }
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::cache::SealedStore;
+use super::cache::{Fetched, SealedStore};
 use super::{LogoutKey, StateStore, TransactionStore, WriteOptions};
-use crate::cookies::{CookieAttributes, CookieJar, read_chunked, remove_chunked, write_chunked};
+use crate::cookies::{CookieAttributes, CookieJar, read_chunks, remove_chunked, write_chunked};
 use crate::error::Result;
 use crate::seal::Sealer;
 use crate::session::SessionData;
@@ -76,8 +76,8 @@ impl CookieStateStore {
 
 #[async_trait]
 impl SealedStore for CookieStateStore {
-    async fn fetch(&self, jar: &mut dyn CookieJar) -> Result<Option<String>> {
-        Ok(read_chunked(&*jar, &self.name, MAX_CHUNKS))
+    async fn fetch(&self, jar: &mut dyn CookieJar) -> Result<Option<Fetched>> {
+        Ok(read_chunks(&*jar, &self.name, MAX_CHUNKS).map(Fetched::pieces))
     }
 
     fn open(&self, sealed: &str) -> Option<SessionData> {
@@ -107,7 +107,10 @@ pub(crate) fn until(attributes: &CookieAttributes, expires_at: u64) -> CookieAtt
 #[async_trait]
 impl StateStore for CookieStateStore {
     async fn get(&self, jar: &mut dyn CookieJar) -> Result<Option<SessionData>> {
-        Ok(self.fetch(jar).await?.and_then(|sealed| self.open(&sealed)))
+        Ok(self
+            .fetch(jar)
+            .await?
+            .and_then(|sealed| self.open(&sealed.joined())))
     }
 
     async fn set(&self, session: &SessionData, options: WriteOptions, jar: &mut dyn CookieJar) -> Result<()> {

@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::backend::{LogoutKey, SessionBackend, SessionKeys};
-use super::cache::{OpenedCache, SESSION_CACHE_CAPACITY, SealedStore};
+use super::cache::{Fetched, OpenedCache, SESSION_CACHE_CAPACITY, SealedStore};
 use super::cookie::until;
 use super::{StateStore, WriteOptions};
-use crate::cookies::{CookieAttributes, CookieJar, read_chunked, remove_chunked, write_chunked};
+use crate::cookies::{CookieAttributes, CookieJar, read_chunks, remove_chunked, write_chunked};
 use crate::error::{Error, Result, StoreError};
 use crate::seal::Sealer;
 use crate::session::SessionData;
@@ -76,10 +76,11 @@ impl ServerSideStateStore {
     }
 
     fn current_id(&self, jar: &dyn CookieJar) -> Option<String> {
-        let sealed = read_chunked(jar, &self.name, 1)?;
-        if let Some(id) = self.ids.get(&sealed) {
+        let chunks = read_chunks(jar, &self.name, 1)?;
+        if let Some(id) = self.ids.get(&chunks) {
             return Some(String::clone(&id));
         }
+        let sealed = Fetched::pieces(chunks).joined();
         let plain = self.sealer.open(&self.name, &sealed)?;
         let p: Pointer = serde_json::from_slice(&plain).ok()?;
         let id = (p.id.len() == ID_LEN).then_some(p.id)?;
@@ -105,17 +106,18 @@ const ID_LEN: usize = 43;
 impl SealedStore for ServerSideStateStore {
     /// The session id and the sealed record stored under it, as `{id}.{record}`: the record is
     /// read from the backend on every request, so what this returns is always current.
-    async fn fetch(&self, jar: &mut dyn CookieJar) -> Result<Option<String>> {
+    async fn fetch(&self, jar: &mut dyn CookieJar) -> Result<Option<Fetched>> {
         let Some(id) = self.current_id(&*jar) else {
             return Ok(None);
         };
         let Some(stored) = self.backend.get(&id).await? else {
             return Ok(None);
         };
-        let mut fetched = id;
-        fetched.push('.');
-        fetched.push_str(&String::from_utf8_lossy(&stored));
-        Ok(Some(fetched))
+        let mut id = id;
+        id.push('.');
+        let record =
+            String::from_utf8(stored).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        Ok(Some(Fetched::pieces(vec![id, record])))
     }
 
     fn session_id(&self, jar: &dyn CookieJar) -> Option<String> {
@@ -139,7 +141,10 @@ impl SealedStore for ServerSideStateStore {
 #[async_trait]
 impl StateStore for ServerSideStateStore {
     async fn get(&self, jar: &mut dyn CookieJar) -> Result<Option<SessionData>> {
-        Ok(self.fetch(jar).await?.and_then(|fetched| self.open(&fetched)))
+        Ok(self
+            .fetch(jar)
+            .await?
+            .and_then(|fetched| self.open(&fetched.joined())))
     }
 
     /// Writes the session. A login (`new_session`, or no session id yet) creates a record
