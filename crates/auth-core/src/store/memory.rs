@@ -36,11 +36,17 @@ struct LogoutList {
 }
 
 impl LogoutList {
-    fn latest(&self, sid: &str, sub: Option<&str>, now: Instant) -> Option<u64> {
+    /// The latest logout of `sid` or `sub` not yet forgotten at `now()`; the clock is read
+    /// only when one of them is on the list.
+    fn latest(&self, sid: &str, sub: Option<&str>, now: impl Fn() -> Instant) -> Option<u64> {
+        let by_sid = self.sid.get(sid);
+        let by_sub = sub.and_then(|s| self.sub.get(s));
+        if by_sid.is_none() && by_sub.is_none() {
+            return None;
+        }
+        let now = now();
         let live = |e: Option<&(u64, Instant)>| e.filter(|(_, exp)| *exp > now).map(|(at, _)| *at);
-        let by_sid = live(self.sid.get(sid));
-        let by_sub = sub.and_then(|s| live(self.sub.get(s)));
-        by_sid.max(by_sub)
+        live(by_sid).max(live(by_sub))
     }
 }
 
@@ -279,7 +285,7 @@ impl SessionBackend for MemoryBackend {
         Ok(keys
             .iter()
             .filter_map(|k| match k {
-                LogoutKey::Sid(s) => list.latest(s, None, now),
+                LogoutKey::Sid(s) => list.latest(s, None, || now),
                 LogoutKey::Sub(s) => list.sub.get(s).filter(|(_, exp)| *exp > now).map(|(at, _)| *at),
             })
             .max())
@@ -290,7 +296,7 @@ impl SessionBackend for MemoryBackend {
             return Some(None);
         }
         let list = self.logouts.read().unwrap_or_else(PoisonError::into_inner);
-        Some(list.latest(sid, sub, Instant::now()))
+        Some(list.latest(sid, sub, Instant::now))
     }
 
     async fn remember_once(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
