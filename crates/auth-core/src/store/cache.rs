@@ -393,7 +393,8 @@ impl<T> OpenedCache<T> {
             let mut g = self.lock();
             let g = &mut *g;
             if let Some(&i) = g.index.get(&key) {
-                // Same key: the same value opened concurrently, or (2^-64) another value.
+                // Same key: the same value opened concurrently (another value that opens
+                // would need the same length and the same last 64 bytes, its tag included).
                 g.slots.get_mut(i).map(|old| std::mem::replace(old, slot))
             } else if g.slots.len() < self.capacity {
                 g.index.insert(key, g.slots.len());
