@@ -525,6 +525,42 @@ mod tests {
         assert_eq!(read_within(&late, 6).await.0, Vec::<String>::new());
     }
 
+    /// tower-cookies checks headers for UTF-8 with `simdutf8` (vendor/tower-cookies/PATCHED.md):
+    /// a header is read exactly when `std::str::from_utf8` accepts it, before and after a write,
+    /// for the byte sequences validators get wrong (overlong forms, surrogates, code points
+    /// past U+10FFFF, truncated sequences at either end of a part, a stray continuation byte).
+    #[tokio::test]
+    async fn a_header_is_read_exactly_when_std_calls_it_utf8() {
+        let values: [&[u8]; 16] = [
+            "\u{e9}".as_bytes(),
+            "\u{20ac}".as_bytes(),
+            "\u{1f600}".as_bytes(),
+            b"\xf4\x8f\xbf\xbf",
+            b"\xf4\x90\x80\x80",
+            b"\xc0\xaf",
+            b"\xe0\x80\xaf",
+            b"\xed\xa0\x80",
+            b"\xed\x9f\xbf",
+            b"\xe2\x82",
+            b"\x82\xac",
+            b"\xff",
+            b"\xfe",
+            b"\xc3",
+            b"abc\xc3",
+            b"\xa9abc",
+        ];
+        for value in values {
+            let mut header = b"a=1; k=".to_vec();
+            header.extend_from_slice(value);
+            header.extend_from_slice(b"; z=2");
+            let expect: Vec<String> = match std::str::from_utf8(value) {
+                Ok(text) => vec!["a=1".into(), format!("k={text}"), "z=2".into()],
+                Err(_) => Vec::new(),
+            };
+            assert_eq!(read_within(&[&header], 10).await.0, expect, "{value:x?}");
+        }
+    }
+
     /// Many generated Cookie headers (separators, `=`, `%`, spaces, quotes, bytes that are
     /// not UTF-8, multi-byte characters), read through tower-cookies with a part limit: the
     /// answers from the located header text before any write equal the built jar's.

@@ -347,8 +347,9 @@ impl Located {
     /// without a full parse. A segment with `%` is parsed (and decoded) as the jar does it.
     ///
     /// One pass over each header finds the separators and the `%`s; each segment is checked
-    /// for UTF-8 (a header is UTF-8 when each of its `;`-separated parts is) and copied into
-    /// [`Located::text`] once.
+    /// for UTF-8 (a header is UTF-8 when each of its `;`-separated parts is; `simdutf8`, which
+    /// gives `std::str::from_utf8`'s answer several times faster on long values) and copied
+    /// into [`Located::text`] once.
     fn scan(headers: &[HeaderValue], max_parts: Option<usize>) -> Self {
         let mut left = max_parts.unwrap_or(usize::MAX);
         let mut located = Located {
@@ -372,7 +373,7 @@ impl Located {
                     }
                 }
                 let end = next.unwrap_or(bytes.len());
-                let Ok(segment) = std::str::from_utf8(&bytes[start..end]) else {
+                let Ok(segment) = simdutf8::basic::from_utf8(&bytes[start..end]) else {
                     // Not UTF-8: the whole header is skipped (its parts still count).
                     located.text.truncate(text_start);
                     located.cookies.truncate(cookies_start);
@@ -493,7 +494,7 @@ impl Inner {
         if self.jar.is_none() {
             let mut jar = CookieJar::new();
             for header in bounded_headers(self.headers.as_slice(), self.max_parts) {
-                if let Ok(header_str) = std::str::from_utf8(header) {
+                if let Ok(header_str) = simdutf8::basic::from_utf8(header) {
                     for cookie_str in header_str.split(';') {
                         if let Some(cookie) = parse_segment(cookie_str) {
                             jar.add_original(cookie.into_owned());
