@@ -255,10 +255,22 @@ fn tail<'b, P: AsRef<str>>(pieces: &[P], buf: &'b mut [u8; INDEX_TAIL_LEN]) -> &
 /// The index map hashes it with std's randomly keyed SipHash, a key per cache, so nobody can
 /// aim values at one bucket; values sharing a key only share a slot, as a hit needs the same
 /// bytes.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct IndexKey {
     len: usize,
     tail: [u8; INDEX_TAIL_LEN],
+}
+
+/// How many of a key's last bytes are hashed: the end of the authentication tag (about 96 bits
+/// of a MAC's output) spreads entries as well as the whole key would, at a quarter of the
+/// hashing; equal keys still hash alike, and lookups compare whole keys.
+const INDEX_HASHED_LEN: usize = 16;
+
+impl std::hash::Hash for IndexKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_usize(self.len);
+        state.write(&self.tail[INDEX_TAIL_LEN - INDEX_HASHED_LEN..]);
+    }
 }
 
 impl IndexKey {
@@ -696,5 +708,20 @@ mod tests {
         assert!(cache.get(&[a, b, "x"]).is_none(), "one byte more");
         assert!(!same_bytes(&[a, b, "x"], value.as_bytes()));
         assert!(!same_bytes(&[a], value.as_bytes()));
+    }
+
+    /// Values whose keys hash alike (the same length and last bytes hashed) but differ
+    /// earlier in the tail are entries of their own.
+    #[test]
+    fn keys_that_hash_alike_stay_apart() {
+        let tail_only = |c: char| format!("{}{c}{}", "x".repeat(100), "y".repeat(INDEX_HASHED_LEN));
+        let (one, two) = (tail_only('1'), tail_only('2'));
+        let cache = OpenedCache::new(4);
+        cache.insert(&one, &Arc::new(1u8));
+        cache.insert(&two, &Arc::new(2u8));
+        assert_eq!(cache.get(&[one.as_str()]).as_deref(), Some(&1));
+        assert_eq!(cache.get(&[two.as_str()]).as_deref(), Some(&2));
+        assert!(cache.get(&[tail_only('3').as_str()]).is_none());
+        assert_eq!(cache.stats().2, 2);
     }
 }
