@@ -382,16 +382,6 @@ mod tests {
                     let show = |c: Option<tower_cookies::Cookie<'_>>| {
                         c.map(|c| format!("{}={}", c.name(), c.value()))
                     };
-                    let listed = |cookies: &tower_cookies::Cookies| {
-                        let mut all: Vec<String> = cookies
-                            .list()
-                            .iter()
-                            .filter(|c| c.name() != "forced")
-                            .map(|c| format!("{}={}", c.name(), c.value()))
-                            .collect();
-                        all.sort();
-                        all
-                    };
                     let lazy: Vec<_> = NAMES.iter().map(|n| show(cookies.get(n))).collect();
                     let lazy_list = listed(&cookies);
                     // A write builds the jar; reads answer from it from then on.
@@ -453,6 +443,19 @@ mod tests {
         assert_eq!(names_seen(&[&many]).await.len(), MAX_COOKIE_PARTS);
     }
 
+    /// The jar's cookies as sorted `name=value` lines, without the `forced` cookie the tests
+    /// write to make the jar build itself.
+    fn listed(cookies: &tower_cookies::Cookies) -> Vec<String> {
+        let mut all: Vec<String> = cookies
+            .list()
+            .iter()
+            .filter(|c| c.name() != "forced")
+            .map(|c| format!("{}={}", c.name(), c.value()))
+            .collect();
+        all.sort();
+        all
+    }
+
     /// What tower-cookies' jar reads from these Cookie header values when it reads at most
     /// `max` parts: the cookies listed before any write (answered from the headers) and after
     /// one (the built jar), which must agree, and the request's headers as the app sees them.
@@ -461,16 +464,6 @@ mod tests {
             .route(
                 "/",
                 get(|cookies: tower_cookies::Cookies, headers: HeaderMap| async move {
-                    let listed = |cookies: &tower_cookies::Cookies| {
-                        let mut all: Vec<String> = cookies
-                            .list()
-                            .iter()
-                            .filter(|c| c.name() != "forced")
-                            .map(|c| format!("{}={}", c.name(), c.value()))
-                            .collect();
-                        all.sort();
-                        all
-                    };
                     let lazy = listed(&cookies);
                     let mut names = cookies.names();
                     names.sort();
@@ -622,13 +615,7 @@ mod tests {
                 .unwrap();
             let jar = cookies.lock().unwrap().take().unwrap();
             let answers = |jar: &tower_cookies::Cookies| {
-                let mut list: Vec<String> = jar
-                    .list()
-                    .iter()
-                    .filter(|c| c.name() != "forced")
-                    .map(|c| format!("{}={}", c.name(), c.value()))
-                    .collect();
-                list.sort();
+                let list = listed(jar);
                 let gets: Vec<Option<String>> = ["a", "b", "ab", "A", "\u{e9}", "\"q\"", "a b"]
                     .iter()
                     .map(|n| {
