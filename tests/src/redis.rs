@@ -762,6 +762,40 @@ pub mod layout {
             .expect("SMEMBERS")
     }
 
+    /// The id, `sid` and `sub` of the session hash `key` under `prefix`, which must also hold
+    /// the sealed value `v`.
+    ///
+    /// # Panics
+    ///
+    /// When a field is missing or not UTF-8, or the command fails.
+    async fn session_hash(
+        conn: &mut MultiplexedConnection,
+        prefix: &str,
+        key: &str,
+    ) -> (String, String, String) {
+        let id = key
+            .strip_prefix(&format!("{prefix}s:{{"))
+            .and_then(|k| k.strip_suffix('}'))
+            .expect("session key")
+            .to_owned();
+        let fields: BTreeMap<String, Vec<u8>> = redis::cmd("HGETALL")
+            .arg(key)
+            .query_async(conn)
+            .await
+            .expect("HGETALL");
+        let field = |name: &str| {
+            String::from_utf8(
+                fields
+                    .get(name)
+                    .unwrap_or_else(|| panic!("{key} lacks {name}"))
+                    .clone(),
+            )
+            .expect("utf-8 field")
+        };
+        assert!(fields.contains_key("v"), "{key} lacks v");
+        (id, field("sid"), field("sub"))
+    }
+
     /// Checks the layout's invariants under `prefix`: every session hash has `v`, `sid`, `sub`
     /// and a TTL, is a member of both its indexes, and those indexes live at least as long.
     /// With `strict`, every index member is also a live session indexed under that key (no
@@ -774,27 +808,7 @@ pub mod layout {
         let sessions = keys_with_prefix(conn, &format!("{prefix}s:*")).await;
         let mut owners: BTreeMap<String, (String, String)> = BTreeMap::new();
         for key in &sessions {
-            let id = key
-                .strip_prefix(&format!("{prefix}s:{{"))
-                .and_then(|k| k.strip_suffix('}'))
-                .expect("session key")
-                .to_owned();
-            let fields: BTreeMap<String, Vec<u8>> = redis::cmd("HGETALL")
-                .arg(key)
-                .query_async(conn)
-                .await
-                .expect("HGETALL");
-            let field = |name: &str| {
-                String::from_utf8(
-                    fields
-                        .get(name)
-                        .unwrap_or_else(|| panic!("{key} lacks {name}"))
-                        .clone(),
-                )
-                .expect("utf-8 field")
-            };
-            assert!(fields.contains_key("v"), "{key} lacks v");
-            let (s, u) = (field("sid"), field("sub"));
+            let (id, s, u) = session_hash(conn, prefix, key).await;
             let ttl = pttl(conn, key).await;
             assert!(ttl > 0, "{key} has no TTL ({ttl})");
             for index in [format!("{prefix}sid:{s}"), format!("{prefix}sub:{u}")] {
@@ -885,36 +899,15 @@ pub mod layout {
         let sessions = cluster_keys(cluster, &format!("{prefix}s:*")).await;
         for (node, key) in &sessions {
             let mut conn = cluster.node(*node).await;
-            let id = key
-                .strip_prefix(&format!("{prefix}s:{{"))
-                .and_then(|k| k.strip_suffix('}'))
-                .expect("session key");
-            let fields: BTreeMap<String, Vec<u8>> = redis::cmd("HGETALL")
-                .arg(key)
-                .query_async(&mut conn)
-                .await
-                .expect("HGETALL");
-            let field = |name: &str| {
-                String::from_utf8(
-                    fields
-                        .get(name)
-                        .unwrap_or_else(|| panic!("{key} lacks {name}"))
-                        .clone(),
-                )
-                .expect("utf-8 field")
-            };
-            assert!(fields.contains_key("v"), "{key} lacks v");
+            let (id, sid, sub) = session_hash(&mut conn, prefix, key).await;
             let ttl = pttl(&mut conn, key).await;
             if ttl == -2 {
                 continue; // expired while looking
             }
             assert!(ttl > 0, "{key} has no TTL ({ttl})");
-            for index in [
-                format!("{prefix}sid:{}", field("sid")),
-                format!("{prefix}sub:{}", field("sub")),
-            ] {
+            for index in [format!("{prefix}sid:{sid}"), format!("{prefix}sub:{sub}")] {
                 let mut ismember = redis::cmd("SISMEMBER");
-                ismember.arg(&index).arg(id);
+                ismember.arg(&index).arg(&id);
                 assert!(
                     cluster_query::<bool>(cluster, &index, &ismember).await,
                     "{id} missing from {index}"
