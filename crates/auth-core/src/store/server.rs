@@ -107,13 +107,12 @@ impl SealedStore for ServerSideStateStore {
     /// The session id and the sealed record stored under it, as `{id}.{record}`: the record is
     /// read from the backend on every request, so what this returns is always current.
     async fn fetch(&self, jar: &mut dyn CookieJar) -> Result<Option<Fetched>> {
-        let Some(id) = self.current_id(&*jar) else {
+        let Some(mut id) = self.current_id(&*jar) else {
             return Ok(None);
         };
         let Some(stored) = self.backend.get(&id).await? else {
             return Ok(None);
         };
-        let mut id = id;
         id.push('.');
         let record =
             String::from_utf8(stored).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
